@@ -1,0 +1,65 @@
+// swift-tools-version: 6.0
+// Kimi-Audio on the CPU: converter (.kaf writer), runtime, parity report.
+import PackageDescription
+
+// Kernel code is built for a target CPU (see README "CPU targets"): without it
+// SIMD.addProduct lowers to a libm fmaf call per lane. KIMI_MARCH overrides the
+// default x86-64-v3 (AVX2 + FMA + F16C), e.g. KIMI_MARCH=native for benchmarks.
+import Foundation
+let march = ProcessInfo.processInfo.environment["KIMI_MARCH"] ?? "x86-64-v3"
+let cpuFlags: [String] = ["-Xcc", "-march=\(march)"]
+let fastSwift: [SwiftSetting] = [
+    .unsafeFlags(cpuFlags),
+    .unsafeFlags(["-Ounchecked", "-enforce-exclusivity=unchecked"], .when(configuration: .release)),
+]
+
+let package = Package(
+    name: "KimiAudioCPU",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "kimi-convert", targets: ["kimi-convert"]),
+        .executable(name: "kimi-run", targets: ["kimi-run"]),
+        .executable(name: "kimi-parity", targets: ["kimi-parity"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+    ],
+    targets: [
+        // C system libraries, found with pkg-config (Debian: libzstd-dev, libopenblas-dev,
+        // libsndfile1-dev, libjson-c-dev).
+        .systemLibrary(name: "CZstd", path: "Sources/CZstd", pkgConfig: "libzstd",
+                       providers: [.apt(["libzstd-dev"])]),
+        .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CSndfile", path: "Sources/CSndfile", pkgConfig: "sndfile",
+                       providers: [.apt(["libsndfile1-dev"])]),
+        .systemLibrary(name: "CJSONC", path: "Sources/CJSONC", pkgConfig: "json-c",
+                       providers: [.apt(["libjson-c-dev"])]),
+
+        // formats/: the .kaf container, quant block types, readers of the release's inputs.
+        .target(name: "KAF",
+                dependencies: ["CZstd", "CJSONC", .product(name: "Yams", package: "Yams")],
+                path: "formats", exclude: ["KAF.md"], swiftSettings: fastSwift),
+        // converters/: one converter per component, quantizers, precision policy.
+        .target(name: "KimiConvert", dependencies: ["KAF"], path: "converters",
+                swiftSettings: fastSwift),
+        // runtime/: kernels, model components, tokenizer, sampler, pipelines, parity.
+        .target(name: "KimiRuntime", dependencies: ["KAF", "COpenBLAS", "CSndfile"], path: "runtime",
+                swiftSettings: fastSwift),
+
+        .executableTarget(name: "kimi-convert",
+                          dependencies: ["KimiConvert", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                          path: "Sources/kimi-convert"),
+        .executableTarget(name: "kimi-run",
+                          dependencies: ["KimiRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                          path: "Sources/kimi-run"),
+        .executableTarget(name: "kimi-parity",
+                          dependencies: ["KimiRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                          path: "Sources/kimi-parity"),
+
+        .testTarget(name: "KAFTests", dependencies: ["KAF"], path: "Tests/KAFTests", swiftSettings: [.unsafeFlags(cpuFlags)]),
+        .testTarget(name: "KimiConvertTests", dependencies: ["KimiConvert", "KimiRuntime"], path: "Tests/KimiConvertTests", swiftSettings: [.unsafeFlags(cpuFlags)]),
+        .testTarget(name: "KimiRuntimeTests", dependencies: ["KimiRuntime", "KimiConvert"], path: "Tests/KimiRuntimeTests", swiftSettings: [.unsafeFlags(cpuFlags)]),
+    ]
+)
