@@ -58,11 +58,10 @@ public indirect enum JSONValue: Equatable, Sendable {
         case json_type_null: return .null
         case json_type_boolean: return .bool(json_object_get_boolean(o) != 0)
         case json_type_int:
-            // json-c clamps out-of-range integers; reject rather than silently clamp.
+            // json-c clamps integers beyond 64 bits (HF configs write model_max_length = 1e30 as an
+            // integer): keep such a value as a double, never as a silently clamped integer.
             let v = json_object_get_int64(o)
-            if v == Int64.max || v == Int64.min {
-                throw FormatError(file, "JSON integer out of range")
-            }
+            if v == Int64.max || v == Int64.min { return .double(v == Int64.max ? .infinity : -.infinity) }
             return .int(v)
         case json_type_double: return .double(json_object_get_double(o))
         case json_type_string:

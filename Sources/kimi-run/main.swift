@@ -1,1 +1,80 @@
-print("todo")
+import KAF
+import KimiCLI
+import KimiRuntime
+import Foundation
+
+struct KimiRun: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "kimi-run",
+        abstract: "Run a Kimi-Audio .kaf model on the CPU.",
+        discussion: """
+        The model file comes from kimi-convert. Subcommands:
+          info   what the file holds: components, tensors, types, sizes, bits per weight
+        Errors in the model file or the arguments print one line and exit with status 2.
+        """,
+        subcommands: [Info.self])
+}
+
+struct Info: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "List components, tensors, dtypes, sizes and bits per weight of a .kaf file.")
+
+    @Argument(help: "The .kaf model file.") var model: String
+    @Flag(help: "Also list every tensor (name, dtype, shape, bytes).") var tensors = false
+    @Flag(help: "Check every tensor's checksum (reads the whole file).") var verify = false
+    @Flag(help: "Print one JSON object instead of text.") var json = false
+
+    func run() throws {
+        let f = try KAFFile(path: model, verify: verify)
+        let s = ModelSummary(f)
+        if json {
+            var j = s.json.objectValue ?? [:]
+            if tensors {
+                j["tensors"] = .array(f.entries.map { e in
+                    ["name": .string(e.name), "dtype": .string(e.dtype.name), "shape": .array(e.shape.map { .int(Int64($0)) }),
+                     "offset": .int(Int64(e.offset)), "bytes": .int(Int64(e.storedSize))]
+                })
+            }
+            if verify { j["verified"] = true }
+            print(JSONValue.object(j).serialized())
+            return
+        }
+        let conv = f.meta["converter"]
+        print("file:       \(model) (\(formatBytes(s.fileSize)))")
+        print("format:     kaf v\(f.meta["version"]?.intValue ?? 0)\(conv.map { ", written by \($0["name"]?.stringValue ?? "?") \($0["version"]?.stringValue ?? "")" } ?? "")")
+        if let q = f.meta["quantization"], let d = q["default"]?.stringValue { print("quantized:  \(d)") }
+        if verify { print("checksums:  all \(f.entries.count) entries verified") }
+        print("")
+        func col(_ s: String, _ w: Int, left: Bool = false) -> String {
+            let pad = String(repeating: " ", count: max(0, w - s.count))
+            return left ? s + pad : pad + s
+        }
+        print(col("component", 10, left: true) + col("tensors", 9) + col("parameters", 13) + col("bytes", 13) + col("bpw", 8) + "  types")
+        for c in s.components where c.parameters > 0 {
+            let types = c.dtypes.sorted { $0.value > $1.value }.map { $0.key }.joined(separator: ",")
+            print(col(c.name, 10, left: true) + col("\(c.tensors)", 9) + col(formatCount(c.parameters), 13)
+                  + col(formatBytes(c.bytes), 13) + col(String(format: "%.2f", c.bitsPerWeight), 8) + "  " + types)
+        }
+        let blobs = f.entries.filter { $0.dtype == .u8 }
+        print("blobs: " + blobs.map { "\($0.name) (\(formatBytes($0.storedSize))\($0.compression == .zstd ? ", zstd" : ""))" }.joined(separator: ", "))
+        print("")
+        print("components present for:")
+        for cap in s.capabilities {
+            print("\(cap.available ? "yes" : "no ")  \(cap.task)\(cap.available ? "" : "  (needs \(cap.needs.joined(separator: ", ")))")")
+        }
+        if tensors {
+            print("")
+            for e in f.entries {
+                print(col(e.name, 56, left: true) + " " + col(e.dtype.name, 8, left: true) + " " + col("\(e.shape)", 22, left: true) + " " + formatBytes(e.storedSize))
+            }
+        }
+    }
+}
+
+// `kimi-run MODEL.kaf info` (llama.cpp style, model first) and `kimi-run info MODEL.kaf` both work.
+var args = Array(CommandLine.arguments.dropFirst())
+let subcommands = KimiRun.configuration.subcommands.map { $0._commandName }
+if args.count >= 2, !subcommands.contains(args[0]), !args[0].hasPrefix("-"), subcommands.contains(args[1]) {
+    args.swapAt(0, 1)
+}
+runCommand(KimiRun.self, arguments: args)

@@ -1,0 +1,66 @@
+import Foundation
+@_exported import ArgumentParser
+import KAF
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Runs a root command the way every kimi-* tool does: `--help` to stdout with exit 0; a usage
+/// error or a bad input file as one line on stderr with exit 2; no stack traces.
+public func runCommand<C: ParsableCommand>(_ type: C.Type, arguments: [String] = Array(CommandLine.arguments.dropFirst())) -> Never {
+    setvbuf(stdout, nil, _IOLBF, 0)
+    AtomicFile.installSignalCleanup()
+    do {
+        var command = try type.parseAsRoot(arguments)
+        try command.run()
+        exit(0)
+    } catch let e as FormatError {
+        fail(e.description)
+    } catch let e as CLIError {
+        fail(e.message)
+    } catch {
+        let code = type.exitCode(for: error)
+        let text = type.fullMessage(for: error)
+        if code == .success || code.rawValue == 0 {
+            if !text.isEmpty { print(text) }
+            exit(0)
+        }
+        fail(text.isEmpty ? "\(error)" : text)
+    }
+}
+
+/// A plain error from a CLI (bad argument combination etc.), reported like a FormatError.
+public struct CLIError: Error, CustomStringConvertible {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+public func fail(_ message: String) -> Never {
+    let tool = CommandLine.arguments.first.map { String($0.split(separator: "/").last ?? "") } ?? "kimi"
+    let oneLine = message.split(separator: "\n").first.map(String.init) ?? message
+    var full = "\(tool): error: \(oneLine)\n"
+    if message.contains("\n") {
+        // ArgumentParser's usage text follows on the next lines.
+        full += message.split(separator: "\n").dropFirst().joined(separator: "\n") + "\n"
+    }
+    fputs(full, stderr)
+    exit(2)
+}
+
+public func printErr(_ s: String) { fputs(s + "\n", stderr) }
+
+/// Human-readable byte counts (GiB = 2^30), as llama.cpp prints them.
+public func formatBytes(_ n: Int) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"]
+    var v = Double(n), u = 0
+    while v >= 1024 && u < units.count - 1 { v /= 1024; u += 1 }
+    return u == 0 ? "\(n) B" : String(format: "%.2f %@", v, units[u])
+}
+
+public func formatCount(_ n: Int) -> String {
+    if n >= 1_000_000_000 { return String(format: "%.2f B", Double(n) / 1e9) }
+    if n >= 1_000_000 { return String(format: "%.2f M", Double(n) / 1e6) }
+    if n >= 1_000 { return String(format: "%.2f K", Double(n) / 1e3) }
+    return "\(n)"
+}

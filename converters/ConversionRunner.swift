@@ -1,0 +1,221 @@
+import KAF
+import Dispatch
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Quantization error of one tensor against its source values.
+public struct TensorError: Sendable {
+    public var sumSquaredError: Double = 0
+    public var sumSquaredSignal: Double = 0
+    public var maxAbsError: Double = 0
+    public var count = 0
+
+    public var rmse: Double { count == 0 ? 0 : (sumSquaredError / Double(count)).squareRoot() }
+    /// Signal-to-noise ratio in dB; nil when the tensor is stored exactly.
+    public var snrDB: Double? { sumSquaredError == 0 ? nil : 10 * log10(max(sumSquaredSignal, 1e-300) / sumSquaredError) }
+
+    mutating func merge(_ o: TensorError) {
+        sumSquaredError += o.sumSquaredError
+        sumSquaredSignal += o.sumSquaredSignal
+        maxAbsError = max(maxAbsError, o.maxAbsError)
+        count += o.count
+    }
+}
+
+/// Progress of a running conversion, reported after each chunk.
+public struct ConversionProgress: Sendable {
+    public let tensorIndex: Int
+    public let tensorCount: Int
+    public let name: String
+    public let bytesRead: Int
+    public let bytesTotal: Int
+}
+
+/// Writes a plan to a .kaf file: tensor by tensor, in chunks of rows, on `threads` threads.
+public struct ConversionRunner {
+    public let plan: ConversionPlan
+    public var threads: Int
+    /// Floats per chunk and thread: bounds memory (≈ 3 × 4 bytes × this × threads).
+    public var chunkFloats = 1 << 21
+    public var commandLine: String = ""
+
+    public init(plan: ConversionPlan, threads: Int) {
+        self.plan = plan
+        self.threads = max(1, threads)
+    }
+
+    /// Converts and writes; returns the per-tensor errors.
+    @discardableResult
+    public func write(to path: String, overwrite: Bool, progress: (ConversionProgress) -> Void = { _ in }) throws -> [String: TensorError] {
+        let w = try KAFWriter(path: path, overwrite: overwrite)
+        var errors: [String: TensorError] = [:]
+        let items = plan.items
+        let total = plan.inputBytes
+        var done = 0
+        for (i, item) in items.enumerated() {
+            let e = try convert(item, into: w) { read in
+                progress(ConversionProgress(tensorIndex: i, tensorCount: items.count, name: item.name, bytesRead: done + read, bytesTotal: total))
+            }
+            done += item.producer.elementCount * sourceElementSize(item.producer)
+            item.producer.releasePages()
+            errors[item.name] = e
+        }
+        for c in plan.components { for b in c.blobs { try w.addBlob(name: b.name, bytes: b.bytes, compress: b.compress) } }
+        try w.addMeta(meta(errors: errors))
+        try w.finish()
+        return errors
+    }
+
+    /// One tensor: pull rows in chunks, convert each chunk's rows in parallel, write in order.
+    private func convert(_ item: PlanItem, into w: KAFWriter, progress: (Int) -> Void) throws -> TensorError {
+        let p = item.producer, t = item.target
+        let cols = p.cols, rows = p.rowCount
+        let rowBytes = try byteCount(t, cols: cols, item: item)
+        let chunkRows = max(1, min(rows, chunkFloats * threads / max(cols, 1)))
+        var total = TensorError()
+        try w.addTensor(name: item.name, dtype: t, shape: p.shape) { sink in
+            // Same type as the source: copy the bytes as they are.
+            if let _ = p.rawRows(0 ..< 0, as: t) {
+                var r = 0
+                while r < rows {
+                    let e = min(rows, r + chunkRows)
+                    try sink.write(p.rawRows(r ..< e, as: t)!)
+                    progress(e * cols * sourceElementSize(p))
+                    r = e
+                }
+                return
+            }
+            let src = UnsafeMutablePointer<Float>.allocate(capacity: chunkRows * cols)
+            let back = UnsafeMutablePointer<Float>.allocate(capacity: chunkRows * cols)
+            let out = UnsafeMutableRawPointer.allocate(byteCount: chunkRows * rowBytes, alignment: 64)
+            defer { src.deallocate(); back.deallocate(); out.deallocate() }
+            var r = 0
+            while r < rows {
+                let e = min(rows, r + chunkRows)
+                let n = e - r
+                let parts = min(threads, n)
+                let partErrors = UnsafeMutablePointer<TensorError>.allocate(capacity: parts)
+                partErrors.initialize(repeating: TensorError(), count: parts)
+                defer { partErrors.deallocate() }
+                let shared = Unchecked((src, back, out, partErrors, r))
+                let failure = FirstError()
+                DispatchQueue.concurrentPerform(iterations: parts) { k in
+                    let (src, back, out, partErrors, r) = shared.value
+                    let a = n * k / parts, b = n * (k + 1) / parts
+                    do {
+                        try p.rows((r + a) ..< (r + b), into: src + a * cols)
+                        var err = TensorError()
+                        for row in a ..< b {
+                            let x = src + row * cols, y = back + row * cols
+                            for j in 0 ..< cols where !x[j].isFinite {
+                                throw FormatError(p.source, "tensor '\(item.name)' holds a non-finite value (\(x[j])) at row \(r + row), column \(j)")
+                            }
+                            let dst = out + row * rowBytes
+                            Quantizer.quantizeRow_ref(x, count: cols, as: t, into: dst)
+                            dequantizeRow_ref(t, UnsafeRawPointer(dst), count: cols, into: y)
+                            for j in 0 ..< cols {
+                                let d = Double(x[j]) - Double(y[j])
+                                err.sumSquaredError += d * d
+                                err.sumSquaredSignal += Double(x[j]) * Double(x[j])
+                                err.maxAbsError = max(err.maxAbsError, abs(d))
+                            }
+                            err.count += cols
+                        }
+                        partErrors[k] = err
+                    } catch {
+                        failure.set(error)
+                    }
+                }
+                if let e = failure.error { throw e }
+                for k in 0 ..< parts { total.merge(partErrors[k]) }
+                try sink.write(UnsafeRawBufferPointer(start: out, count: n * rowBytes))
+                progress(e * cols * sourceElementSize(p))
+                r = e
+            }
+        }
+        return total
+    }
+
+    private func byteCount(_ t: DType, cols: Int, item: PlanItem) throws -> Int {
+        guard let b = t.byteCount(shape: [cols]) else {
+            throw FormatError(item.producer.source, "'\(item.name)': rows of \(cols) cannot be stored as \(t.name)")
+        }
+        return b
+    }
+
+    /// kaf.meta: configs, quantization settings and errors, provenance.
+    func meta(errors: [String: TensorError]) -> JSONValue {
+        var comps: [String: JSONValue] = [:]
+        var files: [JSONValue] = []
+        var dropped: [JSONValue] = []
+        for c in plan.components {
+            comps[c.name] = c.meta
+            for f in c.files {
+                var st = stat()
+                let size = stat(f, &st) == 0 ? Int64(st.st_size) : -1
+                files.append(["path": .string(f), "size": .int(size)])
+            }
+            for d in c.dropped { dropped.append(["source": .string(d.source), "reason": .string(d.reason)]) }
+        }
+        var tensors: [String: JSONValue] = [:]
+        for item in plan.items {
+            var o: [String: JSONValue] = ["source": .string(item.producer.source), "source_dtype": .string(item.producer.sourceDType),
+                                          "dtype": .string(item.target.name), "reason": .string(item.reason)]
+            if let e = errors[item.name] {
+                o["rmse"] = .double(e.rmse)
+                o["max_abs"] = .double(e.maxAbsError)
+                o["snr_db"] = e.snrDB.map { .double($0) } ?? .null
+            }
+            tensors[item.name] = .object(o)
+        }
+        var keeps: [JSONValue] = []
+        for k in plan.policy.keeps { keeps.append(.string("\(k.glob)=\(k.type.name)")) }
+        return [
+            "format": "kaf", "version": 1,
+            "converter": ["name": "kimi-convert", "version": .string(KimiConvertVersion), "command": .string(commandLine)],
+            "source": ["kind": .string(plan.sourceKind), "folder": .string(plan.sourceFolder)],
+            "components": .object(comps),
+            "quantization": ["default": .string(plan.policy.modeName), "keep": .array(keeps)],
+            "tensors": .object(tensors),
+            "dropped": .array(dropped),
+            "provenance": ["files": .array(files)],
+        ]
+    }
+}
+
+public let KimiConvertVersion = "0.1.0"
+
+extension TensorProducer {
+    /// Dropping source pages after use keeps resident memory bounded by the chunk buffers rather
+    /// than growing with the input size (mapped file pages count as resident).
+    public func releasePages() {}
+}
+
+extension StoredTensor {
+    public func releasePages() {
+        guard let b = bytes.baseAddress, bytes.count > 0 else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let start = Int(bitPattern: b) / page * page
+        let end = (Int(bitPattern: b) + bytes.count + page - 1) / page * page
+        _ = madvise(UnsafeMutableRawPointer(bitPattern: start), end - start, MADV_DONTNEED)
+    }
+}
+
+/// Raw pointers handed to worker threads that write disjoint rows.
+struct Unchecked<T>: @unchecked Sendable {
+    let value: T
+    init(_ v: T) { value = v }
+}
+
+/// Keeps the first error thrown by any worker thread.
+final class FirstError: @unchecked Sendable {
+    private var m = pthread_mutex_t()
+    private(set) var error: Error?
+    init() { pthread_mutex_init(&m, nil) }
+    deinit { pthread_mutex_destroy(&m) }
+    func set(_ e: Error) {
+        pthread_mutex_lock(&m); defer { pthread_mutex_unlock(&m) }
+        if error == nil { error = e }
+    }
+}

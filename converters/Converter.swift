@@ -1,0 +1,49 @@
+import KAF
+
+/// Builds the whole plan from the command-line choices.
+public struct ConvertOptions: Sendable {
+    public var input: String
+    public var policy: PrecisionPolicy
+    /// Components to convert; nil = every component the input provides.
+    public var components: [String]?
+    public var vqTokenizer: String?
+
+    public init(input: String, policy: PrecisionPolicy, components: [String]? = nil, vqTokenizer: String? = nil) {
+        self.input = input; self.policy = policy; self.components = components; self.vqTokenizer = vqTokenizer
+    }
+}
+
+public enum Converter {
+    public static let allComponents = ["llm", "mimo", "whisper", "vq", "dit", "vocoder"]
+
+    public static func plan(_ o: ConvertOptions) throws -> ConversionPlan {
+        let release = try ReleaseFolder(path: o.input, vqTokenizer: o.vqTokenizer)
+        let available = release.availableComponents
+        let wanted = o.components ?? available
+        for c in wanted where !allComponents.contains(c) {
+            throw FormatError(o.input, "unknown component '\(c)' (choose from \(allComponents.joined(separator: ",")))")
+        }
+        for c in wanted where !available.contains(c) {
+            throw FormatError(o.input, "a \(release.kind.rawValue) folder has no '\(c)' component (it has \(available.joined(separator: ",")))")
+        }
+        var comps: [ComponentPlan] = []
+        let p = o.policy
+        if wanted.contains("llm") || wanted.contains("mimo") {
+            comps += try LLMConverter.plan(release, policy: p, withMimo: wanted.contains("mimo"), withLLM: wanted.contains("llm"))
+        }
+        if wanted.contains("whisper") {
+            let folder = release.kind == .whisper ? release.path : release.file("whisper-large-v3")
+            comps.append(try EncoderConverter.planWhisper(folder: folder, policy: p))
+        }
+        if wanted.contains("vq") {
+            guard let vq = release.vqTokenizer else {
+                throw FormatError(o.input, "no GLM-4-Voice tokenizer: pass --vq-tokenizer DIR (THUDM/glm-4-voice-tokenizer) or put it in \(release.file("glm-4-voice-tokenizer")), or leave out vq with --components")
+            }
+            comps.append(try EncoderConverter.planVQ(folder: vq, policy: p))
+        }
+        if wanted.contains("dit") { comps.append(try DetokenizerConverter.planDiT(release: release, policy: p)) }
+        if wanted.contains("vocoder") { comps.append(try DetokenizerConverter.planVocoder(release: release, policy: p)) }
+        if release.kind == .kimiAudio && wanted.contains("llm") { comps.append(try TokenizerConverter.plan(release: release)) }
+        return ConversionPlan(components: comps, policy: p, sourceKind: release.kind.rawValue, sourceFolder: basename(o.input))
+    }
+}

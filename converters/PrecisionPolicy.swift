@@ -1,0 +1,88 @@
+import KAF
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Which type each tensor is stored as. The defaults follow the evidence gathered in
+/// shared/anchors.md (§1, §4.4, §8): audio encoders and codebooks degrade badly at 4 bits, the
+/// vocoder is convolution-heavy and stays 16-bit, norms and biases are tiny and stay f32. The
+/// LLM's linear layers take the requested bits. `--keep GLOB=TYPE` overrides any of it.
+public struct PrecisionPolicy: Sendable {
+    public enum Mode: Sendable, Equatable {
+        case quantized(bits: Int, group: Int)
+        case float(DType)
+    }
+
+    public let mode: Mode
+    public let keeps: [(glob: String, type: DType)]
+
+    public init(mode: Mode, keeps: [(glob: String, type: DType)] = []) {
+        self.mode = mode
+        self.keeps = keeps
+    }
+
+    /// "q4_g32", "f16", ... for the file's metadata.
+    public var modeName: String {
+        switch mode {
+        case .quantized(let b, let g): return DType.quantized(bits: b, group: g)!.name
+        case .float(let t): return t.name
+        }
+    }
+
+    /// What a tensor is in its component (decides the default type).
+    public enum Role: String, Sendable {
+        case vector          // norms, biases, scalars, gains
+        case linear          // a 2-D weight multiplied with activations (decoder layers)
+        case encoderLinear   // linear weights of the audio encoders (Whisper, VQ)
+        case detokLinear     // linear weights of the DiT
+        case embedding       // token-embedding tables (row lookups)
+        case head            // the LLM's output heads
+        case adaptor         // the VQ adaptor linears
+        case positions       // learned position tables
+        case codebook        // the VQ codebook (argmin of distances: keep exact)
+        case convolution     // conv weights
+        case vocoder         // everything of the vocoder
+    }
+
+    /// The type for `name` (already the .kaf name) and why.
+    public func choose(name: String, shape: [Int], role: Role) -> (DType, String) {
+        for k in keeps where globMatch(k.glob, name) {
+            if let last = shape.last, k.type.isQuantized, last % k.type.groupSize != 0 {
+                return (.f16, "--keep \(k.glob)=\(k.type.name) asked, but rows of \(last) are not whole groups")
+            }
+            return (k.type, "--keep \(k.glob)=\(k.type.name)")
+        }
+        let isVector = shape.count <= 1 || role == .vector
+        switch mode {
+        case .float(let t):
+            if isVector { return (.f32, "small vector: f32") }
+            return (t, "requested \(t.name)")
+        case .quantized(let bits, let group):
+            if isVector { return (.f32, "small vector: f32") }
+            func q(_ b: Int, _ why: String) -> (DType, String) {
+                guard let last = shape.last, last % group == 0, let t = DType.quantized(bits: b, group: group) else {
+                    return (.f16, "rows of \(shape.last ?? 0) are not whole groups of \(group): f16")
+                }
+                return (t, why)
+            }
+            switch role {
+            case .linear: return q(bits, "decoder linear: requested \(bits)-bit")
+            case .embedding: return q(max(bits, 8), "embedding: at least 8-bit")
+            case .head: return q(max(bits, 8), "output head: at least 8-bit")
+            case .adaptor: return q(max(bits, 8), "adaptor: at least 8-bit")
+            case .encoderLinear: return q(8, "audio encoder: 8-bit (fragile at 4-bit)")
+            case .detokLinear: return q(8, "detokenizer: 8-bit")
+            case .positions: return (.f32, "positions: f32")
+            case .codebook: return (.f32, "VQ codebook: f32 (exact argmin)")
+            case .convolution: return (.f16, "convolution: f16")
+            case .vocoder: return (.f16, "vocoder: f16")
+            case .vector: return (.f32, "small vector: f32")
+            }
+        }
+    }
+}
+
+/// Shell-style glob (`*`, `?`, `[...]`) over the whole name, via fnmatch(3).
+public func globMatch(_ pattern: String, _ name: String) -> Bool {
+    fnmatch(pattern, name, 0) == 0
+}

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds release, and runs the main job on the embedded tiny model
+# (Tests/Fixtures/tiny-release, a random-weight copy of the Kimi-Audio release made with the
+# official classes by scripts/reference/make_tiny_release.py).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ -x /opt/swift/usr/bin/swift ] && export PATH="/opt/swift/usr/bin:$PATH"
+scripts/setup.sh
+
+echo "== build (release)"
+swift build -c release
+bin=$(swift build -c release --show-bin-path)
+
+out=${TMPDIR:-/tmp}/kimi-demo
+mkdir -p "$out"
+release=Tests/Fixtures/tiny-release
+
+echo "== convert the tiny release to q4 (group 32)"
+"$bin/kimi-convert" --q4 --force "$release" "$out/tiny-q4.kaf"
+echo "== what the file holds"
+"$bin/kimi-run" "$out/tiny-q4.kaf" info --verify

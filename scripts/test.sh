@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds, and runs every test. CI runs exactly this (.ci/run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ -x /opt/swift/usr/bin/swift ] && export PATH="/opt/swift/usr/bin:$PATH"
+scripts/setup.sh
+
+echo "== build (debug, with tests)"
+swift build --build-tests
+echo "== test"
+# Debug build: arithmetic overflow and bounds traps stay on, so a hostile input that slips past a
+# reader's checks fails the test run instead of passing silently.
+set +e
+swift test --skip-build 2>&1 | tee .build/test.log | grep -vE '^(◇ .* started|↳ )'
+status=${PIPESTATUS[0]}
+set -e
+if [ "$status" -eq 0 ]; then
+  echo "== release build (what the demo and benchmarks run)"
+  swift build -c release
+fi
+exit "$status"
