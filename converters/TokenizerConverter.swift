@@ -45,7 +45,7 @@ public enum TokenizerConverter {
         }
         let text = try MappedFile(path: path)
         var plan = ComponentPlan(name: "tokenizer")
-        plan.blobs = [(name: "tokenizer.tiktoken", bytes: Array(text.bytes), compress: true)]
+        plan.blobs = [(name: "tokenizer.tiktoken", bytes: text.withBytes { Array($0) }, compress: true)]
         plan.meta = ["type": "tiktoken", "num_base_tokens": .int(Int64(ranks.count)),
                      "special_tokens": .array(specials.map { .string($0) }),
                      "pattern": .string(qwen2Pattern)]

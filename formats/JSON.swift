@@ -49,7 +49,7 @@ public indirect enum JSONValue: Equatable, Sendable {
 
     public static func parse(contentsOf path: String) throws -> JSONValue {
         let f = try MappedFile(path: path)
-        return try parse(f.bytes, file: path)
+        return try f.withBytes { try parse($0, file: path) }
     }
 
     private static func convert(_ o: OpaquePointer?, file: String) throws -> JSONValue {

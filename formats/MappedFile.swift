@@ -37,7 +37,15 @@ public final class MappedFile: @unchecked Sendable {
         if mapped { munmap(UnsafeMutableRawPointer(mutating: base), count) }
     }
 
+    /// The whole mapping. The pointer is valid only while this object lives: Swift may release an
+    /// object right after its last use, so a caller that does not keep the MappedFile stored
+    /// somewhere must read through `withBytes`.
     public var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: count) }
+
+    /// Runs `body` on the bytes with this mapping kept alive until it returns.
+    public func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try withExtendedLifetime(self) { try body(bytes) }
+    }
 
     /// The bytes `[offset, offset+length)`, or an error naming this file when they are not all inside it.
     public func slice(_ offset: UInt64, _ length: UInt64, what: String) throws -> UnsafeRawBufferPointer {
