@@ -109,7 +109,7 @@ public struct ConversionRunner {
                         for row in a ..< b {
                             let x = src + row * cols, y = back + row * cols
                             for j in 0 ..< cols where !x[j].isFinite {
-                                throw FormatError(p.source, "tensor '\(item.name)' holds a non-finite value (\(x[j])) at row \(r + row), column \(j)")
+                                throw FormatError(p.file, "tensor '\(item.name)' holds a non-finite value (\(x[j])) at row \(r + row), column \(j)")
                             }
                             let dst = out + row * rowBytes
                             Quantizer.quantizeRow_ref(x, count: cols, as: t, into: dst)
@@ -139,7 +139,7 @@ public struct ConversionRunner {
 
     private func byteCount(_ t: DType, cols: Int, item: PlanItem) throws -> Int {
         guard let b = t.byteCount(shape: [cols]) else {
-            throw FormatError(item.producer.source, "'\(item.name)': rows of \(cols) cannot be stored as \(t.name)")
+            throw FormatError(item.producer.file, "'\(item.name)': rows of \(cols) cannot be stored as \(t.name)")
         }
         return b
     }

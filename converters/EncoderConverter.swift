@@ -67,7 +67,7 @@ public enum EncoderConverter {
         var plan = ComponentPlan(name: component)
         func add(_ name: String, _ shape: [Int], _ role: PrecisionPolicy.Role) throws {
             let t = try source(name)
-            try expectShape(t, shape, name: prefix + name, file: t.source)
+            try expectShape(t, shape, name: prefix + name, file: t.file)
             plan.add("\(component).\(name)", t, role: role, policy: policy)
         }
         try add("conv1.weight", [d, mels, 3], .convolution); try add("conv1.bias", [d], .vector)

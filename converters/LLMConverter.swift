@@ -57,34 +57,34 @@ public enum LLMConverter {
         func addLayer(_ plan: inout ComponentPlan, src: String, dst: String) throws {
             for (n, role) in layerTensors {
                 let t = try source("\(src).\(n)")
-                try expectShape(t, shapes[n]!, name: "\(src).\(n)", file: t.source)
+                try expectShape(t, shapes[n]!, name: "\(src).\(n)", file: t.file)
                 plan.add("\(dst).\(n)", t, role: role, policy: policy)
             }
         }
         if withLLM {
             let e = try source("model.embed_tokens.weight")
-            try expectShape(e, [vocab, d], name: "model.embed_tokens.weight", file: e.source)
+            try expectShape(e, [vocab, d], name: "model.embed_tokens.weight", file: e.file)
             llm.add("llm.embed_tokens.weight", e, role: .embedding, policy: policy)
             for i in 0 ..< layers { try addLayer(&llm, src: "model.layers.\(i)", dst: "llm.layers.\(i)") }
             let n = try source("model.norm.weight")
-            try expectShape(n, [d], name: "model.norm.weight", file: n.source)
+            try expectShape(n, [d], name: "model.norm.weight", file: n.file)
             llm.add("llm.norm.weight", n, role: .vector, policy: policy)
             if !tied || ckpt.contains("lm_head.weight") {
                 let h = try source("lm_head.weight")
-                try expectShape(h, [vocab, d], name: "lm_head.weight", file: h.source)
+                try expectShape(h, [vocab, d], name: "lm_head.weight", file: h.file)
                 llm.add("llm.lm_head.weight", h, role: .head, policy: policy)
             }
             if isKimi {
                 for (i, shape) in [(0, [d, adaptorIn]), (3, [d, d])] {
                     let w = try source("model.vq_adaptor.layers.\(i).weight"), b = try source("model.vq_adaptor.layers.\(i).bias")
-                    try expectShape(w, shape, name: "model.vq_adaptor.layers.\(i).weight", file: w.source)
-                    try expectShape(b, [d], name: "model.vq_adaptor.layers.\(i).bias", file: b.source)
+                    try expectShape(w, shape, name: "model.vq_adaptor.layers.\(i).weight", file: w.file)
+                    try expectShape(b, [d], name: "model.vq_adaptor.layers.\(i).bias", file: b.file)
                     llm.add("llm.vq_adaptor.layers.\(i).weight", w, role: .adaptor, policy: policy)
                     llm.add("llm.vq_adaptor.layers.\(i).bias", b, role: .vector, policy: policy)
                 }
                 for n in ["weight", "bias"] {
                     let t = try source("model.vq_adaptor.layers.4.\(n)")
-                    try expectShape(t, [d], name: "model.vq_adaptor.layers.4.\(n)", file: t.source)
+                    try expectShape(t, [d], name: "model.vq_adaptor.layers.4.\(n)", file: t.file)
                     llm.add("llm.vq_adaptor.layers.4.\(n)", t, role: .vector, policy: policy)
                 }
             }
@@ -96,10 +96,10 @@ public enum LLMConverter {
         if withMimo && isKimi {
             for j in 0 ..< mimoLayers { try addLayer(&mimo, src: "model.mimo_layers.\(j)", dst: "mimo.layers.\(j)") }
             let n = try source("model.mimo_norm.weight")
-            try expectShape(n, [d], name: "model.mimo_norm.weight", file: n.source)
+            try expectShape(n, [d], name: "model.mimo_norm.weight", file: n.file)
             mimo.add("mimo.norm.weight", n, role: .vector, policy: policy)
             let h = try source("mimo_output.weight")
-            try expectShape(h, [vocab, d], name: "mimo_output.weight", file: h.source)
+            try expectShape(h, [vocab, d], name: "mimo_output.weight", file: h.file)
             mimo.add("mimo.output.weight", h, role: .head, policy: policy)
             mimo.meta = ["config": ["layers": .int(Int64(mimoLayers)),
                                     "from_layer_index": c["kimia_mimo_transformer_from_layer_index"] ?? .null]]

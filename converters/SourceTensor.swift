@@ -11,8 +11,10 @@ public enum SourceFloat: String, Sendable {
 /// so memory stays bounded whatever the tensor's size.
 public protocol TensorProducer: Sendable {
     var shape: [Int] { get }
-    /// Where the values come from, for the plan and for error messages.
+    /// Where the values come from ("file:tensor"), for the plan and the metadata.
     var source: String { get }
+    /// The input file's path, for error messages.
+    var file: String { get }
     var sourceDType: String { get }
     /// Writes rows `rows` (each `cols` floats) to `out`.
     func rows(_ rows: Range<Int>, into out: UnsafeMutablePointer<Float>) throws
@@ -36,12 +38,14 @@ public struct StoredTensor: TensorProducer, @unchecked Sendable {
     public let source: String
     public let element: SourceFloat
     public let bytes: UnsafeRawBufferPointer
+    public let file: String
     /// Keeps the mapping that `bytes` points into alive.
     let owner: AnyObject?
     public var sourceDType: String { element.rawValue }
 
-    public init(shape: [Int], source: String, element: SourceFloat, bytes: UnsafeRawBufferPointer, owner: AnyObject?) {
-        self.shape = shape; self.source = source; self.element = element; self.bytes = bytes; self.owner = owner
+    public init(shape: [Int], file: String, name: String, element: SourceFloat, bytes: UnsafeRawBufferPointer, owner: AnyObject?) {
+        self.shape = shape; self.file = file; self.source = "\(basename(file)):\(name)"
+        self.element = element; self.bytes = bytes; self.owner = owner
     }
 
     public init(_ t: SafetensorsTensor) throws {
@@ -53,7 +57,7 @@ public struct StoredTensor: TensorProducer, @unchecked Sendable {
         case .f64: e = .f64
         default: throw FormatError(t.path, "tensor '\(t.name)' has dtype \(t.dtype.name); a float weight was expected")
         }
-        self.init(shape: t.shape, source: "\(basename(t.path)):\(t.name)", element: e, bytes: t.bytes, owner: t.mapping)
+        self.init(shape: t.shape, file: t.path, name: t.name, element: e, bytes: t.bytes, owner: t.mapping)
     }
 
     public init(_ t: TorchTensor, name: String, file: String) throws {
@@ -68,7 +72,7 @@ public struct StoredTensor: TensorProducer, @unchecked Sendable {
         guard let b = t.contiguousBytes else {
             throw FormatError(file, "tensor '\(name)' is not contiguous (strides \(t.strides) for shape \(t.shape))")
         }
-        self.init(shape: t.shape, source: "\(basename(file)):\(name)", element: e, bytes: b, owner: t.storage.file)
+        self.init(shape: t.shape, file: file, name: name, element: e, bytes: b, owner: t.storage.file)
     }
 
     public func rows(_ r: Range<Int>, into out: UnsafeMutablePointer<Float>) throws {
@@ -106,11 +110,12 @@ public struct WeightNormFold: TensorProducer {
     public var shape: [Int] { v.shape }
     public var source: String { v.source.replacingSuffix("weight_v", with: "weight_{g,v}") }
     public var sourceDType: String { v.sourceDType }
+    public var file: String { v.file }
 
     public init(g: StoredTensor, v: StoredTensor) throws {
         let outer = v.shape.first ?? 1
         guard g.elementCount == outer, v.elementCount % max(outer, 1) == 0 else {
-            throw FormatError(v.source, "weight norm: g has \(g.elementCount) values for \(outer) slices of v \(v.shape)")
+            throw FormatError(v.file, "\(v.source): weight norm: g has \(g.elementCount) values for \(outer) slices of v \(v.shape)")
         }
         let gv = try g.allFloats()
         let per = v.elementCount / max(outer, 1)
