@@ -17,11 +17,20 @@ public indirect enum JSONValue: Equatable, Sendable {
     public static func parse(_ bytes: UnsafeRawBufferPointer, file: String, maxDepth: Int32 = 64) throws -> JSONValue {
         guard let tok = json_tokener_new_ex(maxDepth) else { throw FormatError(file, "out of memory parsing JSON") }
         defer { json_tokener_free(tok) }
+        // Strict RFC 8259: no NaN/Infinity, trailing commas, single quotes or leading zeros.
+        json_tokener_set_flags(tok, JSON_TOKENER_STRICT)
         // json_tokener_parse_ex needs a pointer to chars; it does not require NUL termination.
         let base = bytes.baseAddress?.assumingMemoryBound(to: CChar.self) ?? UnsafePointer<CChar>(bitPattern: 1)!
         guard bytes.count < Int(Int32.max) else { throw FormatError(file, "JSON document too large (\(bytes.count) bytes)") }
-        let obj = json_tokener_parse_ex(tok, base, Int32(bytes.count))
-        let err = json_tokener_get_error(tok)
+        var obj = json_tokener_parse_ex(tok, base, Int32(bytes.count))
+        var err = json_tokener_get_error(tok)
+        var consumed = Int(json_tokener_get_parse_end(tok))
+        if obj == nil && err == json_tokener_continue && consumed == bytes.count {
+            // A bare number at the very end ("3") waits for a delimiter: give it one.
+            obj = json_tokener_parse_ex(tok, " ", 1)
+            err = json_tokener_get_error(tok)
+            consumed = bytes.count
+        }
         if err == json_tokener_continue || (obj == nil && err == json_tokener_success) {
             if let obj { json_object_put(obj) }
             throw FormatError(file, "JSON ends early (truncated document)")
@@ -31,7 +40,7 @@ public indirect enum JSONValue: Equatable, Sendable {
         }
         defer { json_object_put(obj) }
         // Only white space may follow the document.
-        var end = Int(json_tokener_get_parse_end(tok))
+        var end = consumed
         while end < bytes.count {
             let c = bytes[end]
             guard c == 0x20 || c == 0x0A || c == 0x0D || c == 0x09 || c == 0 else {
@@ -63,7 +72,10 @@ public indirect enum JSONValue: Equatable, Sendable {
             let v = json_object_get_int64(o)
             if v == Int64.max || v == Int64.min { return .double(v == Int64.max ? .infinity : -.infinity) }
             return .int(v)
-        case json_type_double: return .double(json_object_get_double(o))
+        case json_type_double:
+            let d = json_object_get_double(o)
+            guard d.isFinite else { throw FormatError(file, "JSON number out of range") }
+            return .double(d)
         case json_type_string:
             let n = Int(json_object_get_string_len(o))
             guard let p = json_object_get_string(o) else { return .string("") }
@@ -83,7 +95,9 @@ public indirect enum JSONValue: Equatable, Sendable {
             var it = json_object_iter_begin(o)
             var end = json_object_iter_end(o)
             while json_object_iter_equal(&it, &end) == 0 {
-                let name = String(cString: json_object_iter_peek_name(&it))
+                guard let name = String(validatingCString: json_object_iter_peek_name(&it)) else {
+                    throw FormatError(file, "JSON object key is not valid UTF-8")
+                }
                 out[name] = try convert(json_object_iter_peek_value(&it), file: file)
                 json_object_iter_next(&it)
             }
@@ -172,7 +186,7 @@ public indirect enum JSONValue: Equatable, Sendable {
 
 private extension String {
     /// An integral double written with a ".0" so it reads back as a double.
-    init(format15 d: Double) { self = String(Int64(d)) + ".0" }
+    init(format15 d: Double) { self = (d.sign == .minus && d == 0 ? "-" : "") + String(Int64(d)) + ".0" }
 }
 
 extension JSONValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, ExpressibleByFloatLiteral,
