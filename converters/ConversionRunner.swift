@@ -87,9 +87,8 @@ public struct ConversionRunner {
                 return
             }
             let src = UnsafeMutablePointer<Float>.allocate(capacity: chunkRows * cols)
-            let back = UnsafeMutablePointer<Float>.allocate(capacity: chunkRows * cols)
             let out = UnsafeMutableRawPointer.allocate(byteCount: chunkRows * rowBytes, alignment: 64)
-            defer { src.deallocate(); back.deallocate(); out.deallocate() }
+            defer { src.deallocate(); out.deallocate() }
             var r = 0
             while r < rows {
                 let e = min(rows, r + chunkRows)
@@ -98,29 +97,20 @@ public struct ConversionRunner {
                 let partErrors = UnsafeMutablePointer<TensorError>.allocate(capacity: parts)
                 partErrors.initialize(repeating: TensorError(), count: parts)
                 defer { partErrors.deallocate() }
-                let shared = Unchecked((src, back, out, partErrors, r))
+                let shared = Unchecked((src, out, partErrors, r))
                 let failure = FirstError()
                 DispatchQueue.concurrentPerform(iterations: parts) { k in
-                    let (src, back, out, partErrors, r) = shared.value
+                    let (src, out, partErrors, r) = shared.value
                     let a = n * k / parts, b = n * (k + 1) / parts
                     do {
                         try p.rows((r + a) ..< (r + b), into: src + a * cols)
                         var err = TensorError()
                         for row in a ..< b {
-                            let x = src + row * cols, y = back + row * cols
-                            for j in 0 ..< cols where !x[j].isFinite {
+                            let x = src + row * cols
+                            if let j = firstNonFinite(x, cols) {
                                 throw FormatError(p.file, "tensor '\(item.name)' holds a non-finite value (\(x[j])) at row \(r + row), column \(j)")
                             }
-                            let dst = out + row * rowBytes
-                            Quantizer.quantizeRow_ref(x, count: cols, as: t, into: dst)
-                            dequantizeRow_ref(t, UnsafeRawPointer(dst), count: cols, into: y)
-                            for j in 0 ..< cols {
-                                let d = Double(x[j]) - Double(y[j])
-                                err.sumSquaredError += d * d
-                                err.sumSquaredSignal += Double(x[j]) * Double(x[j])
-                                err.maxAbsError = max(err.maxAbsError, abs(d))
-                            }
-                            err.count += cols
+                            err.merge(Quantizer.quantizeRowFast(x, count: cols, as: t, into: out + row * rowBytes))
                         }
                         partErrors[k] = err
                     } catch {
@@ -200,6 +190,23 @@ extension StoredTensor {
         let end = (Int(bitPattern: b) + bytes.count + page - 1) / page * page
         _ = madvise(UnsafeMutableRawPointer(bitPattern: start), end - start, MADV_DONTNEED)
     }
+}
+
+/// Index of the first NaN or infinity in `x[0..<n]`, checked eight at a time (exponent all ones).
+@inline(__always) func firstNonFinite(_ x: UnsafePointer<Float>, _ n: Int) -> Int? {
+    let expMask = SIMD8<UInt32>(repeating: 0x7F80_0000)
+    var any = SIMD8<UInt32>.zero
+    var i = 0
+    while i + 8 <= n {
+        let b = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<UInt32>.self) & expMask
+        any.replace(with: SIMD8<UInt32>(repeating: 1), where: b .== expMask)
+        i += 8
+    }
+    var bad = false
+    for l in 0 ..< 8 where any[l] != 0 { bad = true }
+    if !bad { for j in i ..< n where !x[j].isFinite { bad = true } }
+    guard bad else { return nil }
+    return (0 ..< n).first { !x[$0].isFinite }
 }
 
 /// Raw pointers handed to worker threads that write disjoint rows.

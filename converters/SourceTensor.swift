@@ -83,7 +83,15 @@ public struct StoredTensor: TensorProducer, @unchecked Sendable {
             UnsafeMutableRawPointer(out).copyMemory(from: base + 4 * start, byteCount: 4 * n)
         case .bf16:
             let p = base + 2 * start
-            for i in 0 ..< n { out[i] = bf16ToFloat(p.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)) }
+            var i = 0
+            while i + 8 <= n {
+                // bf16 is the top half of an f32: widen and shift, eight at a time.
+                let h = p.loadUnaligned(fromByteOffset: 2 * i, as: SIMD8<UInt16>.self)
+                let w = SIMD8<UInt32>(truncatingIfNeeded: h) &<< 16
+                UnsafeMutableRawPointer(out + i).storeBytes(of: unsafeBitCast(w, to: SIMD8<Float>.self), as: SIMD8<Float>.self)
+                i += 8
+            }
+            while i < n { out[i] = bf16ToFloat(p.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)); i += 1 }
         case .f16:
             let p = base + 2 * start
             for i in 0 ..< n { out[i] = f16ToFloat(p.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)) }

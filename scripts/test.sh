@@ -14,6 +14,10 @@ set +e
 swift test --skip-build 2>&1 | tee .build/test.log | grep -vE '^(◇ .* started|↳ )'
 status=${PIPESTATUS[0]}
 set -e
+# Also the plain closing line any CI reads ("N passed, N failed"), from Swift Testing's summary.
+tests=$(grep -aoE 'Test run with [0-9]+ tests' .build/test.log | tail -1 | grep -oE '[0-9]+' || echo 0)
+issues=$(grep -aoE 'with [0-9]+ issues? \(' .build/test.log | tail -1 | grep -oE '[0-9]+' || true)
+if [ "$status" -eq 0 ]; then echo "swift-test: $tests passed, 0 failed"; else echo "swift-test: $tests tests, ${issues:-some} failed"; fi
 if [ "$status" -eq 0 ]; then
   echo "== release build (what the demo and benchmarks run)"
   swift build -c release

@@ -77,3 +77,68 @@ enum ConvertFixtures {
         #expect(q.count == 18 && q8.count == 34)
     }
 }
+
+@Suite struct QuantizerFastTests {
+    static func rows(_ n: Int, seed: UInt64) -> [Float] {
+        var s = seed
+        func u() -> Float { s = s &* 6364136223846793005 &+ 1442695040888963407; return Float(s >> 40) / Float(1 << 24) - 0.5 }
+        var x = (0 ..< n).map { i -> Float in i % 131 == 7 ? u() * 30 : u() * 0.1 }   // outliers
+        for j in 0 ..< min(n, 32) { x[j] = 0 }                                          // an all-zero group
+        if n > 200 { x[100] = 1e-30; x[101] = -1e-30 }                                 // denormal-scale group
+        return x
+    }
+
+    /// The SIMD quantizer and its scalar twin write the same bytes and the same error sums.
+    @Test(arguments: [DType.q4_g32, .q4_g64, .q4_g128, .q8_g32, .q8_g64, .q8_g128, .f16, .bf16, .f32])
+    func simdMatchesScalarTwin(_ t: DType) {
+        for (n, seed) in [(128, 1), (384, 2), (4096, 3), (128 * 37, 4)] as [(Int, UInt64)] {
+            let x = Self.rows(n, seed: seed)
+            let size = t.byteCount(shape: [n])!
+            var a = [UInt8](repeating: 0xAA, count: size), b = [UInt8](repeating: 0x55, count: size)
+            let ea = x.withUnsafeBufferPointer { xs in a.withUnsafeMutableBytes { Quantizer.quantizeRowFast(xs.baseAddress!, count: n, as: t, into: $0.baseAddress!) } }
+            let eb = x.withUnsafeBufferPointer { xs in b.withUnsafeMutableBytes { Quantizer.quantizeRowFast_ref(xs.baseAddress!, count: n, as: t, into: $0.baseAddress!) } }
+            #expect(a == b, "\(t.name) n=\(n): first differing byte \(zip(a, b).enumerated().first { $0.1.0 != $0.1.1 }?.offset ?? -1)")
+            #expect(ea.sumSquaredError == eb.sumSquaredError && ea.sumSquaredSignal == eb.sumSquaredSignal && ea.maxAbsError == eb.maxAbsError && ea.count == eb.count, "\(t.name) n=\(n)")
+            // The returned error is the real error of the bytes written.
+            var y = [Float](repeating: 0, count: n)
+            a.withUnsafeBytes { q in y.withUnsafeMutableBufferPointer { dequantizeRow_ref(t, q.baseAddress!, count: n, into: $0.baseAddress!) } }
+            let sse = zip(x, y).reduce(0.0) { $0 + Double($1.0 - $1.1) * Double($1.0 - $1.1) }
+            #expect(abs(sse - ea.sumSquaredError) <= 1e-4 * max(sse, 1e-12), "\(t.name) n=\(n): \(sse) vs \(ea.sumSquaredError)")
+        }
+    }
+
+    /// The q4 scale search never does worse than ggml's round-to-nearest, group by group (up to the
+    /// f16 rounding of the refined scale), and is better overall.
+    @Test(arguments: [DType.q4_g32, .q4_g64, .q4_g128])
+    func q4SearchBeatsRoundToNearest(_ t: DType) {
+        // Weight-like values: roughly Gaussian (sum of four uniforms), no extreme outliers.
+        let n = 128 * 64
+        let u: [Float] = Self.rows(4 * n + 64, seed: 9).dropFirst(64).map { abs($0) > 1 ? 0 : $0 }
+        var x = [Float](repeating: 0, count: n)
+        for i in 0 ..< n {
+            let a: Float = u[4 * i] + u[4 * i + 1]
+            let b: Float = u[4 * i + 2] + u[4 * i + 3]
+            x[i] = a + b
+        }
+        let size = t.byteCount(shape: [n])!
+        var fast = [UInt8](repeating: 0, count: size), rtn = [UInt8](repeating: 0, count: size)
+        x.withUnsafeBufferPointer { xs in
+            fast.withUnsafeMutableBytes { _ = Quantizer.quantizeRowFast(xs.baseAddress!, count: n, as: t, into: $0.baseAddress!) }
+            rtn.withUnsafeMutableBytes { Quantizer.quantizeRow_ref(xs.baseAddress!, count: n, as: t, into: $0.baseAddress!) }
+        }
+        var yf = [Float](repeating: 0, count: n), yr = [Float](repeating: 0, count: n)
+        fast.withUnsafeBytes { q in yf.withUnsafeMutableBufferPointer { dequantizeRow_ref(t, q.baseAddress!, count: n, into: $0.baseAddress!) } }
+        rtn.withUnsafeBytes { q in yr.withUnsafeMutableBufferPointer { dequantizeRow_ref(t, q.baseAddress!, count: n, into: $0.baseAddress!) } }
+        let g = t.groupSize
+        var totalF = 0.0, totalR = 0.0
+        for b in 0 ..< n / g {
+            var sf = 0.0, sr = 0.0
+            for i in b * g ..< (b + 1) * g {
+                sf += Double(x[i] - yf[i]) * Double(x[i] - yf[i]); sr += Double(x[i] - yr[i]) * Double(x[i] - yr[i])
+            }
+            #expect(sf <= sr * (1 + 4e-3) + 1e-12, "\(t.name) group \(b): search \(sf) vs RTN \(sr)")
+            totalF += sf; totalR += sr
+        }
+        #expect(totalF < totalR * 0.97, "\(t.name): search \(totalF) vs RTN \(totalR)")
+    }
+}
