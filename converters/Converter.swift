@@ -44,6 +44,7 @@ public enum Converter {
         if wanted.contains("dit") { comps.append(try DetokenizerConverter.planDiT(release: release, policy: p)) }
         if wanted.contains("vocoder") { comps.append(try DetokenizerConverter.planVocoder(release: release, policy: p)) }
         if release.kind == .kimiAudio && wanted.contains("llm") { comps.append(try TokenizerConverter.plan(release: release)) }
+        if release.kind == .qwen2 { comps.append(try TokenizerConverter.planHF(folder: release.path)) }
         return ConversionPlan(components: comps, policy: p, sourceKind: release.kind.rawValue, sourceFolder: basename(o.input))
     }
 }

@@ -46,12 +46,97 @@ public enum TokenizerConverter {
         let text = try MappedFile(path: path)
         var plan = ComponentPlan(name: "tokenizer")
         plan.blobs = [(name: "tokenizer.tiktoken", bytes: text.withBytes { Array($0) }, compress: true)]
-        plan.meta = ["type": "tiktoken", "num_base_tokens": .int(Int64(ranks.count)),
-                     "special_tokens": .array(specials.map { .string($0) }),
-                     "pattern": .string(qwen2Pattern)]
+        plan.meta = meta(numBase: ranks.count, specials: specials.enumerated().map { (ranks.count + $0.offset, $0.element) }, chatTemplate: nil)
         plan.files = [path]
         return plan
     }
+
+    /// kaf.meta `components.tokenizer`: the runtime's whole view of the tokenizer besides the ranks.
+    static func meta(numBase: Int, specials: [(id: Int, name: String)], chatTemplate: String?) -> JSONValue {
+        var m: [String: JSONValue] = [
+            "type": "tiktoken", "num_base_tokens": .int(Int64(numBase)), "pattern": .string(qwen2Pattern),
+            "special_tokens": .array(specials.map { ["id": .int(Int64($0.id)), "name": .string($0.name)] }),
+        ]
+        if let t = chatTemplate { m["chat_template"] = .string(t) }
+        return .object(m)
+    }
+
+    /// A Hugging Face byte-level BPE `tokenizer.json` (Qwen2): vocabulary → tiktoken ranks (rank =
+    /// id, checked against the merge order), added tokens → specials.
+    public static func planHF(folder: String) throws -> ComponentPlan {
+        let path = folder + "/tokenizer.json"
+        guard fileExists(path) else { throw FormatError(path, "missing: a Qwen2 checkpoint needs its tokenizer.json") }
+        let doc = try JSONValue.parse(contentsOf: path)
+        guard let model = doc["model"], model["type"]?.stringValue == "BPE", let vocab = model["vocab"]?.objectValue else {
+            throw FormatError(path, "not a BPE tokenizer (model.type must be \"BPE\" with a vocab)")
+        }
+        let decoder = byteDecoder()
+        var tokens = [[UInt8]?](repeating: nil, count: vocab.count)
+        for (piece, idv) in vocab {
+            guard let id = idv.intValue, id >= 0, id < vocab.count else {
+                throw FormatError(path, "vocab id of '\(piece)' is not in 0..<\(vocab.count)")
+            }
+            guard tokens[id] == nil else { throw FormatError(path, "vocab id \(id) used twice") }
+            var bytes: [UInt8] = []
+            for u in piece.unicodeScalars {
+                guard let b = decoder[u] else { throw FormatError(path, "vocab entry '\(piece)' is not byte-level BPE") }
+                bytes.append(b)
+            }
+            tokens[id] = bytes
+        }
+        // tiktoken merges the pair of lowest rank first; HF merges in list order. With rank = id
+        // they agree only if merged tokens' ids rise with the merge list: check it.
+        if let merges = model["merges"]?.arrayValue {
+            var last = -1
+            for (i, mv) in merges.enumerated() {
+                let pair: String
+                if let s = mv.stringValue { pair = s.replacingOccurrences(of: " ", with: "") }
+                else if let a = mv.arrayValue, a.count == 2, let x = a[0].stringValue, let y = a[1].stringValue { pair = x + y }
+                else { throw FormatError(path, "merge \(i) is malformed") }
+                guard let id = vocab[pair]?.intValue else { throw FormatError(path, "merge \(i) makes '\(pair)', which is not in the vocab") }
+                guard id > last else { throw FormatError(path, "merge \(i) ('\(pair)', id \(id)) is out of id order: ranks cannot equal ids") }
+                last = id
+            }
+        }
+        var text = ""
+        for (id, t) in tokens.enumerated() {
+            guard let t else { throw FormatError(path, "vocab has no id \(id)") }
+            text += TiktokenBase64.encode(t) + " " + String(id) + "\n"
+        }
+        var specials: [(id: Int, name: String)] = []
+        for a in doc["added_tokens"]?.arrayValue ?? [] {
+            guard let id = a["id"]?.intValue, let name = a["content"]?.stringValue else { throw FormatError(path, "malformed added_tokens entry") }
+            if id >= vocab.count { specials.append((id, name)) }
+        }
+        specials.sort { $0.id < $1.id }
+        for (i, s) in specials.enumerated() where s.id != vocab.count + i {
+            throw FormatError(path, "special token '\(s.name)' has id \(s.id), expected \(vocab.count + i) (specials must follow the vocabulary)")
+        }
+        var template: String?
+        let tc = folder + "/tokenizer_config.json"
+        if fileExists(tc) { template = try JSONValue.parse(contentsOf: tc)["chat_template"]?.stringValue }
+        var plan = ComponentPlan(name: "tokenizer")
+        plan.blobs = [(name: "tokenizer.tiktoken", bytes: Array(text.utf8), compress: true)]
+        plan.meta = meta(numBase: vocab.count, specials: specials, chatTemplate: template)
+        plan.files = [path] + (fileExists(tc) ? [tc] : [])
+        return plan
+    }
+
+    /// GPT-2's byte ↔ unicode mapping, inverted: printable bytes map to themselves, the rest to
+    /// U+0100 onwards in byte order.
+    static func byteDecoder() -> [Unicode.Scalar: UInt8] {
+        var printable = Array(33 ... 126) + Array(161 ... 172) + Array(174 ... 255)
+        var map: [Unicode.Scalar: UInt8] = [:]
+        for b in printable { map[Unicode.Scalar(UInt8(b))] = UInt8(b) }
+        var n = 0
+        for b in 0 ... 255 where !printable.contains(b) {
+            map[Unicode.Scalar(UInt32(256 + n))!] = UInt8(b)
+            n += 1
+        }
+        printable.removeAll()
+        return map
+    }
+
 
     /// Qwen2's pre-tokenization regex (spec §5).
     public static let qwen2Pattern = #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#

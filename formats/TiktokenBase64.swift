@@ -1,7 +1,7 @@
 /// Strict standard-alphabet base64 (RFC 4648 §4) for tiktoken token bytes: length a multiple
 /// of 4, '=' only as final padding, and unused trailing bits zero — so each byte string has
 /// exactly one spelling and two lines cannot name the same token differently.
-enum TiktokenBase64 {
+public enum TiktokenBase64 {
     private static let table: [Int8] = {
         var t = [Int8](repeating: -1, count: 256)
         for (i, c) in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8.enumerated() {
@@ -9,6 +9,25 @@ enum TiktokenBase64 {
         }
         return t
     }()
+
+    /// Standard base64 with padding: what `tiktoken.model` lines hold.
+    public static func encode(_ b: [UInt8]) -> String {
+        let a = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+        var out = [UInt8]()
+        out.reserveCapacity((b.count + 2) / 3 * 4)
+        var i = 0
+        while i < b.count {
+            let n = min(3, b.count - i)
+            var v = UInt32(b[i]) << 16
+            if n > 1 { v |= UInt32(b[i + 1]) << 8 }
+            if n > 2 { v |= UInt32(b[i + 2]) }
+            out.append(a[Int(v >> 18)]); out.append(a[Int((v >> 12) & 63)])
+            out.append(n > 1 ? a[Int((v >> 6) & 63)] : UInt8(ascii: "="))
+            out.append(n > 2 ? a[Int(v & 63)] : UInt8(ascii: "="))
+            i += 3
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
 
     /// Decoded bytes, or a one-line reason.
     static func decode(_ s: UnsafeRawBufferPointer) -> Result<[UInt8], Failure> {
