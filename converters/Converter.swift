@@ -41,6 +41,13 @@ public enum Converter {
             }
             comps.append(try EncoderConverter.planVQ(folder: vq, policy: p))
         }
+        if wanted.contains("whisper") || wanted.contains("vq") {
+            var fe = ComponentPlan(name: "frontend")
+            let mel = ComputedTensor(shape: [128, 201], values: MelFilters.slaney(nMels: 128), source: "computed: Slaney mel filters, 16 kHz, n_fft 400")
+            fe.items.append(PlanItem(name: "frontend.mel_filters", producer: mel, target: .f32, reason: "front end: f32"))
+            fe.meta = ["sample_rate": 16000, "n_fft": 400, "hop_length": 160, "n_mels": 128]
+            comps.append(fe)
+        }
         if wanted.contains("dit") { comps.append(try DetokenizerConverter.planDiT(release: release, policy: p)) }
         if wanted.contains("vocoder") { comps.append(try DetokenizerConverter.planVocoder(release: release, policy: p)) }
         if release.kind == .kimiAudio && wanted.contains("llm") { comps.append(try TokenizerConverter.plan(release: release)) }

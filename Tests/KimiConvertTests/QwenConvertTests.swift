@@ -49,3 +49,24 @@ import Foundation
         }
     }
 }
+
+@Suite struct MelFilterTests {
+    /// Our Slaney filters equal transformers' WhisperFeatureExtractor filters (the reference).
+    @Test(arguments: [128, 80])
+    func matchesTransformers(_ n: Int) throws {
+        let f = try SafetensorsFile(path: ConvertFixtures.root + "/mel_filters.safetensors")
+        let want = try f.tensor(named: "mel_\(n)").floats()
+        let got = MelFilters.slaney(nMels: n)
+        #expect(got.count == want.count && want.count == n * 201)
+        var worst: Float = 0
+        for i in 0 ..< want.count { worst = max(worst, abs(got[i] - want[i])) }
+        #expect(worst <= 1e-6 * (want.max() ?? 1), "max abs difference \(worst)")
+    }
+
+    @Test func storedInTheFile() throws {
+        let (_, kaf) = try Tiny.convert(PrecisionPolicy(mode: .quantized(bits: 4, group: 32)), components: ["whisper"])
+        let t = try kaf.tensor("frontend.mel_filters")
+        #expect(t.dtype == .f32 && t.shape == [128, 201])
+        #expect(dequantize(t) == MelFilters.slaney(nMels: 128))
+    }
+}

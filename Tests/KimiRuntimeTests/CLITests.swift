@@ -49,11 +49,11 @@ enum CLI {
         let i = try CLI.run("kimi-run", [out, "info", "--verify"])
         #expect(i.status == 0, "\(i.stderr)")
         for comp in ["llm", "mimo", "whisper", "vq", "dit", "vocoder"] { #expect(i.stdout.contains("\n\(comp) "), "\(comp) listed") }
-        #expect(i.stdout.contains("q4_g32") && i.stdout.contains("all 1218 entries verified"))
+        #expect(i.stdout.contains("q4_g32") && i.stdout.contains("all 1219 entries verified"))
         let j = try CLI.run("kimi-run", ["info", out, "--json", "--tensors"])
         #expect(j.status == 0)
         let doc = try JSONValue.parse(j.stdout, file: "stdout")
-        #expect(doc["tensors"]?.arrayValue?.count == 1218)
+        #expect(doc["tensors"]?.arrayValue?.count == 1219)
         #expect(doc["components"]?["llm"]?["bits_per_weight"]?.doubleValue ?? 0 > 4.5)
         // An existing output is kept unless --force.
         let again = try CLI.run("kimi-convert", ["--q8", CLI.fixtures + "/tiny-release", out])
