@@ -86,13 +86,28 @@ public struct ConversionRunner {
                 }
                 return
             }
-            let src = UnsafeMutablePointer<Float>.allocate(capacity: chunkRows * cols)
-            let out = UnsafeMutableRawPointer.allocate(byteCount: chunkRows * rowBytes, alignment: 64)
-            defer { src.deallocate(); out.deallocate() }
-            var r = 0
+            // Two buffer pairs: while the workers fill one, a serial queue hashes and writes the
+            // other, so disk writes overlap with quantization.
+            let bufs = (0 ..< 2).map { _ in
+                (UnsafeMutablePointer<Float>.allocate(capacity: chunkRows * cols),
+                 UnsafeMutableRawPointer.allocate(byteCount: chunkRows * rowBytes, alignment: 64))
+            }
+            let writeQueue = DispatchQueue(label: "kaf.write")
+            let writeError = FirstError()
+            let free = [DispatchSemaphore(value: 1), DispatchSemaphore(value: 1)]   // buffer pair idle
+            defer {
+                writeQueue.sync {}
+                for (s, o) in bufs { s.deallocate(); o.deallocate() }
+            }
+            var r = 0, k = 0
             while r < rows {
                 let e = min(rows, r + chunkRows)
                 let n = e - r
+                let (src, out) = bufs[k & 1]
+                // The pair about to be refilled was queued two chunks ago: wait for its write only.
+                let idle = free[k & 1]
+                idle.wait()
+                if let err = writeError.error { idle.signal(); throw err }
                 let parts = min(threads, n)
                 let partErrors = UnsafeMutablePointer<TensorError>.allocate(capacity: parts)
                 partErrors.initialize(repeating: TensorError(), count: parts)
@@ -117,12 +132,19 @@ public struct ConversionRunner {
                         failure.set(error)
                     }
                 }
-                if let e = failure.error { throw e }
-                for k in 0 ..< parts { total.merge(partErrors[k]) }
-                try sink.write(UnsafeRawBufferPointer(start: out, count: n * rowBytes))
+                if let e = failure.error { idle.signal(); throw e }
+                for q in 0 ..< parts { total.merge(partErrors[q]) }
+                let chunk = Unchecked(UnsafeRawBufferPointer(start: out, count: n * rowBytes))
+                writeQueue.async {
+                    defer { idle.signal() }
+                    guard writeError.error == nil else { return }
+                    do { try sink.write(chunk.value) } catch { writeError.set(error) }
+                }
                 progress(e * cols * sourceElementSize(p))
-                r = e
+                r = e; k += 1
             }
+            writeQueue.sync {}
+            if let err = writeError.error { throw err }
         }
         return total
     }

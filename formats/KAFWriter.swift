@@ -72,6 +72,13 @@ public final class KAFWriter {
     }
 
     private func put(_ data: UnsafeRawBufferPointer) throws {
+        // Large chunks go straight to write(2): one copy (into the page cache) instead of two.
+        if data.count >= bufferCapacity / 2 {
+            try flush()
+            try AtomicFile.writeAll(fd, data, file: path)
+            offset += data.count
+            return
+        }
         var src = data.baseAddress
         var left = data.count
         while left > 0, let s = src {
@@ -93,12 +100,14 @@ public final class KAFWriter {
 
     // MARK: entries
 
-    /// Receives a tensor's bytes in order, in chunks of any size.
-    public struct Sink {
+    /// Receives a tensor's bytes in order, in chunks of any size. A class so that a producer can
+    /// hand it to one background writer thread (calls must not overlap).
+    public final class Sink: @unchecked Sendable {
         fileprivate let writer: KAFWriter
         fileprivate var hasher = XXH64()
         fileprivate var written = 0
-        public mutating func write(_ chunk: UnsafeRawBufferPointer) throws {
+        fileprivate init(writer: KAFWriter) { self.writer = writer }
+        public func write(_ chunk: UnsafeRawBufferPointer) throws {
             hasher.update(chunk)
             written += chunk.count
             try writer.put(chunk)
@@ -116,7 +125,7 @@ public final class KAFWriter {
 
     /// Adds a tensor whose bytes `produce` writes into the sink (exactly dtype × shape bytes).
     public func addTensor(name: String, dtype: DType, shape: [Int],
-                          produce: (inout Sink) throws -> Void) throws {
+                          produce: (Sink) throws -> Void) throws {
         precondition(!finished, "KAFWriter used after finish/abort")
         try checkName(name)
         guard shape.count <= KAF.maxDims else { throw FormatError(path, "\(name): \(shape.count) dims (at most \(KAF.maxDims))") }
@@ -125,8 +134,8 @@ public final class KAFWriter {
         }
         try pad(to: (offset + KAF.alignment - 1) / KAF.alignment * KAF.alignment)
         let start = offset
-        var sink = Sink(writer: self)
-        try produce(&sink)
+        let sink = Sink(writer: self)
+        try produce(sink)
         guard sink.written == size else {
             throw FormatError(path, "\(name): wrote \(sink.written) bytes, expected \(size) for \(dtype.name) \(shape)")
         }
