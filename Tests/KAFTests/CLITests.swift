@@ -72,15 +72,59 @@ enum CLI {
         #expect(!FileManager.default.fileExists(atPath: dir + "/never.kaf"))
     }
 
-    /// Each malformed .kaf of the reader's table, through the CLI: exit 2, one line naming the file.
-    @Test(arguments: malformedKAFCasesForCLI)
-    func infoOnMalformedFiles(_ c: (String, [UInt8])) throws {
+    /// Every malformed .kaf of the reader's table (KAFMalformedTests), through the CLI: exit 2,
+    /// one line naming the file, no crash.
+    @Test(arguments: malformedKAFCases.filter { !$0.expect.isEmpty })
+    func infoOnMalformedFiles(_ c: MalformedKAF) throws {
         let path = CLI.tempDir() + "/bad.kaf"
-        FileManager.default.createFile(atPath: path, contents: Data(c.1))
+        FileManager.default.createFile(atPath: path, contents: Data(c.make()))
         let r = try CLI.run("kimi-run", [path, "info", "--verify"])
-        #expect(r.status == 2, "\(c.0): status \(r.status)")
-        #expect(r.stderr.hasPrefix("kimi-run: error: \(path):"), "\(c.0): \(r.stderr)")
-        #expect(r.stderr.split(separator: "\n").count == 1, "\(c.0): \(r.stderr)")
+        #expect(r.status == 2, "\(c.name): status \(r.status)")
+        #expect(r.stderr.hasPrefix("kimi-run: error: \(path):"), "\(c.name): \(r.stderr)")
+        #expect(r.stderr.contains(c.expect), "\(c.name): \(r.stderr)")
+        #expect(r.stderr.split(separator: "\n").count == 1, "\(c.name): \(r.stderr)")
+    }
+
+    /// A broken input of each reader, through kimi-convert: exit 2, one line naming the file.
+    @Test func convertOnBrokenInputs() throws {
+        let dir = CLI.tempDir()
+        let cases: [(String, String)] = [
+            ("readers/malformed/safetensors/header_huge.safetensors", "header length"),
+            ("pickle/evil_os_system.pt", "os.system"),
+        ]
+        for (rel, want) in cases {
+            let src = CLI.fixtures + "/" + rel
+            guard FileManager.default.fileExists(atPath: src) else { Issue.record("fixture \(rel) missing"); continue }
+            let folder = dir + "/" + (rel as NSString).lastPathComponent + ".d"
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            if rel.hasSuffix(".safetensors") {
+                try FileManager.default.copyItem(atPath: CLI.fixtures + "/tiny-qwen2", toPath: folder + "/q")
+                try FileManager.default.removeItem(atPath: folder + "/q/model.safetensors")
+                try FileManager.default.copyItem(atPath: src, toPath: folder + "/q/model.safetensors")
+                let r = try CLI.run("kimi-convert", ["--q8", folder + "/q", folder + "/out.kaf"])
+                #expect(r.status == 2 && r.stderr.contains(folder + "/q/model.safetensors") && r.stderr.contains(want), "\(rel): \(r.stderr)")
+            } else {
+                try FileManager.default.copyItem(atPath: CLI.fixtures + "/tiny-release", toPath: folder + "/k")
+                try FileManager.default.removeItem(atPath: folder + "/k/vocoder/model.pt")
+                try FileManager.default.copyItem(atPath: src, toPath: folder + "/k/vocoder/model.pt")
+                let r = try CLI.run("kimi-convert", ["--q8", folder + "/k", folder + "/out.kaf"])
+                #expect(r.status == 2 && r.stderr.contains("vocoder/model.pt") && r.stderr.contains(want), "\(rel): \(r.stderr)")
+            }
+            #expect(!FileManager.default.fileExists(atPath: folder + "/out.kaf"))
+            #expect(try FileManager.default.contentsOfDirectory(atPath: folder).allSatisfy { !$0.hasPrefix(".out.kaf") })
+        }
+    }
+
+    @Test func dryRunListsEveryTensor() throws {
+        let r = try CLI.run("kimi-convert", ["--dry-run", "--json", "--q4", CLI.fixtures + "/tiny-release", "x.kaf"])
+        #expect(r.status == 0)
+        let doc = try JSONValue.parse(r.stdout, file: "stdout")
+        let tensors = try #require(doc["tensors"]?.arrayValue)
+        #expect(tensors.count == 1217)
+        for t in tensors {
+            #expect(t["source"]?.stringValue?.isEmpty == false && t["source_dtype"] != nil && DType(name: t["dtype"]?.stringValue ?? "") != nil)
+        }
+        #expect((doc["dropped"]?.arrayValue?.count ?? 0) >= 6 + 52 + 3)
     }
 
     @Test func usageErrorsExit2() throws {
@@ -101,10 +145,3 @@ enum CLI {
     }
 }
 
-/// A few malformed files (the full table runs at library level in KAFMalformedTests).
-let malformedKAFCasesForCLI: [(String, [UInt8])] = [
-    ("empty", []),
-    ("text", Array("hello, not a model\n".utf8)),
-    ("zeros", [UInt8](repeating: 0, count: 4096)),
-    ("bad magic", [0x47, 0x47, 0x55, 0x46] + [UInt8](repeating: 0, count: 200)),
-]
