@@ -384,6 +384,7 @@ def main():
         if os.path.isdir(folder):
             import shutil
             shutil.rmtree(folder)
+        os.chmod(tmpdir, 0o755)
         os.replace(tmpdir, folder)
         log(f"wrote {folder} in {time.time() - t0:.0f}s")
     for n in sorted(os.listdir(folder)):

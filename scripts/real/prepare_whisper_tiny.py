@@ -422,6 +422,7 @@ def main():
                 f.write((m if isinstance(m, str) else " ".join(m)) + "\n")
         if os.path.isdir(folder):
             shutil.rmtree(folder)
+        os.chmod(tmpdir, 0o755)
         os.replace(tmpdir, folder)
         log(f"wrote {folder} ({len(weights)} tensors) in {time.time() - t0:.1f}s")
     for n in sorted(os.listdir(folder)):
