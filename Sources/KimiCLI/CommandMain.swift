@@ -14,6 +14,8 @@ public func runCommand<C: ParsableCommand>(_ type: C.Type, arguments: [String] =
         var command = try type.parseAsRoot(arguments)
         try command.run()
         exit(0)
+    } catch let e as ExitCode {
+        exit(e.rawValue)   // a deliberate status (kimi-parity: 1 = a case failed)
     } catch let e as FormatError {
         fail(e.description)
     } catch let e as CLIError {
@@ -38,7 +40,8 @@ public struct CLIError: Error, CustomStringConvertible {
 
 public func fail(_ message: String) -> Never {
     let tool = CommandLine.arguments.first.map { String($0.split(separator: "/").last ?? "") } ?? "kimi"
-    let oneLine = message.split(separator: "\n").first.map(String.init) ?? message
+    var oneLine = message.split(separator: "\n").first.map(String.init) ?? message
+    if oneLine.hasPrefix("Error: ") { oneLine.removeFirst(7) }
     var full = "\(tool): error: \(oneLine)\n"
     if message.contains("\n") {
         // ArgumentParser's usage text follows on the next lines.

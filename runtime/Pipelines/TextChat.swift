@@ -95,32 +95,30 @@ public final class TextChat {
         var out: [Int] = []
         let t0 = DispatchTime.now().uptimeNanoseconds
         var tPrefill = t0
-        var pos = 0
+        var pos = 0, promptTokens = 0
         if c.isKimi {
             let (a, t) = kimiPrompt(messages)
             guard a.count < llm.contextLength else { throw FormatError(llm.file.path, "prompt of \(a.count) tokens is longer than the context (\(llm.contextLength))") }
             let addText = t.reduce(0, +) != 0
             for p in 0 ..< a.count { try llm.step(audioId: a[p], textId: t[p], addText: addText, feature: nil, pos: p, wantAudio: false) }
             pos = a.count
+            promptTokens = pos
             tPrefill = DispatchTime.now().uptimeNanoseconds
-            let blank = id("<|im_kimia_text_blank|>"), eos = id("<|im_kimia_text_eos|>")
-            var sampler = options.text
-            var hist: [Int] = []
-            // Lock-step loop, output_type "text": audio forced blank, stop at text eos (§3.7).
-            for _ in 0 ..< options.maxTokens where pos < llm.contextLength {
-                let t = sampler.sample(llm.textLogits, count: c.vocab, history: hist)
-                hist.append(t)
-                if t == eos { break }
-                // As the official post-processing: keep text-range ids (specials decode to their names).
-                if t < c.tokenOffset { out.append(t); onText(decoder.push(tokenizer.bytes(of: t))) }
-                try llm.step(audioId: blank, textId: t, addText: t != 0, feature: nil, pos: pos, wantAudio: false)
-                pos += 1
+            let loop = try LockStep(specials: special)
+            var textSampler = options.text, audioSampler = Sampler()
+            let steps = min(options.maxTokens, llm.contextLength - pos)
+            // output_type "text": audio forced blank, stop at text eos; the MIMO branch is skipped.
+            let fed = try loop.run(llm, promptLength: pos, steps: steps, output: .text, text: &textSampler, audio: &audioSampler) { t, _ in
+                // As the official post-processing: text-range ids up to eos (specials decode to names).
+                if t != loop.textEos && t < c.tokenOffset { out.append(t); onText(decoder.push(tokenizer.bytes(of: t))) }
             }
+            pos += fed.text.count
         } else {
             let ids = qwenPrompt(messages)
             guard ids.count < llm.contextLength else { throw FormatError(llm.file.path, "prompt of \(ids.count) tokens is longer than the context (\(llm.contextLength))") }
             for p in 0 ..< ids.count { try llm.step(audioId: 0, textId: ids[p], addText: true, feature: nil, pos: p, wantAudio: false) }
             pos = ids.count
+            promptTokens = pos
             tPrefill = DispatchTime.now().uptimeNanoseconds
             let stops = Set(["<|im_end|>", "<|endoftext|>"].compactMap { special[$0] })
             var sampler = options.text
@@ -137,7 +135,7 @@ public final class TextChat {
         let t1 = DispatchTime.now().uptimeNanoseconds
         let text = tokenizer.decode(out)
         history = messages + [("assistant", text)]
-        return Turn(text: text, ids: out, promptTokens: pos - out.count,
+        return Turn(text: text, ids: out, promptTokens: promptTokens,
                     prefillSeconds: Double(tPrefill - t0) / 1e9, decodeSeconds: Double(t1 - tPrefill) / 1e9)
     }
 }

@@ -1,0 +1,158 @@
+import KAF
+
+/// Runs a .kaf model on a golden case written by the official code (formats/GOLDEN.md) and
+/// measures how far it is: per logits tensor max |Δ|, max relative error, worst row cosine,
+/// top-1 agreement; greedy sequences id for id; tokenizer ids exactly.
+public enum Parity {
+    public struct Tolerance: Sendable {
+        public var maxAbs: Double = 1e-3
+        public var minCosine: Double = 0.99999
+        public var minTop1: Double = 1.0
+        public var greedyMustMatch = true
+        public init() {}
+    }
+
+    public struct Metric: Sendable {
+        public let name: String
+        public var maxAbs = 0.0, maxRel = 0.0, minCosine = 1.0, top1 = 1.0
+        public var rows = 0
+        public var sequenceMatch: Bool? = nil
+        public var matchedPrefix = 0, expectedLength = 0
+        public var pass = true
+
+        public var json: JSONValue {
+            var o: [String: JSONValue] = ["name": .string(name), "pass": .bool(pass)]
+            if let m = sequenceMatch {
+                o["sequence_match"] = .bool(m); o["matched_prefix"] = .int(Int64(matchedPrefix)); o["expected_length"] = .int(Int64(expectedLength))
+            } else {
+                o["max_abs"] = .double(maxAbs); o["max_rel"] = .double(maxRel); o["min_cosine"] = .double(minCosine)
+                o["top1_agreement"] = .double(top1); o["rows"] = .int(Int64(rows))
+            }
+            return .object(o)
+        }
+    }
+
+    public struct CaseResult: Sendable {
+        public let path: String
+        public let stage: String
+        public var metrics: [Metric]
+        public var pass: Bool { metrics.allSatisfy(\.pass) }
+    }
+
+    /// Compares `got` with `want`, both [rows, cols] row-major.
+    public static func compare(_ name: String, got: [Float], want: [Float], cols: Int, tol: Tolerance) -> Metric {
+        var m = Metric(name: name)
+        let rows = cols > 0 ? want.count / cols : 0
+        m.rows = rows
+        var agree = 0
+        for r in 0 ..< rows {
+            var dot = 0.0, ng = 0.0, nw = 0.0
+            var bestG = 0, bestW = 0
+            var scale = 0.0
+            for j in 0 ..< cols {
+                let g = Double(got[r * cols + j]), w = Double(want[r * cols + j])
+                m.maxAbs = max(m.maxAbs, abs(g - w))
+                scale = max(scale, abs(w))
+                dot += g * w; ng += g * g; nw += w * w
+                if got[r * cols + j] > got[r * cols + bestG] { bestG = j }
+                if want[r * cols + j] > want[r * cols + bestW] { bestW = j }
+            }
+            for j in 0 ..< cols { m.maxRel = max(m.maxRel, abs(Double(got[r * cols + j]) - Double(want[r * cols + j])) / max(scale, 1e-12)) }
+            let cosv = (ng > 0 && nw > 0) ? dot / (ng.squareRoot() * nw.squareRoot()) : (ng == nw ? 1 : 0)
+            m.minCosine = min(m.minCosine, cosv)
+            if bestG == bestW { agree += 1 }
+        }
+        m.top1 = rows > 0 ? Double(agree) / Double(rows) : 1
+        m.pass = m.maxAbs <= tol.maxAbs && m.minCosine >= tol.minCosine && m.top1 >= tol.minTop1
+        return m
+    }
+
+    public static func compareSequence(_ name: String, got: [Int], want: [Int], tol: Tolerance) -> Metric {
+        var m = Metric(name: name)
+        m.expectedLength = want.count
+        m.matchedPrefix = zip(got, want).prefix { $0 == $1 }.count
+        m.sequenceMatch = got == want
+        m.pass = !tol.greedyMustMatch || got == want
+        return m
+    }
+
+    /// Runs one golden case against `kaf`.
+    public static func run(_ kaf: KAFFile, golden path: String, tolerance tol: Tolerance = Tolerance()) throws -> CaseResult {
+        let g = try SafetensorsFile(path: path)
+        guard g.metadata["kaf.golden"] == "1", let stage = g.metadata["stage"] else {
+            throw FormatError(path, "not a golden case (metadata kaf.golden = \"1\" and stage are required)")
+        }
+        func ints(_ n: String) throws -> [Int] { try g.tensor(named: n).int64s().map { Int($0) } }
+        switch stage {
+        case "text":
+            guard let text = g.metadata["in.text"] else { throw FormatError(path, "stage text needs metadata in.text") }
+            let bpe = try TiktokenBPE(kaf: kaf)
+            return CaseResult(path: path, stage: stage, metrics: [compareSequence("ids", got: bpe.encode(text), want: try ints("out.ids"), tol: tol)])
+        case "lm":
+            return try runLM(kaf, g, path: path, tol: tol)
+        default:
+            throw FormatError(path, "unknown golden stage '\(stage)'")
+        }
+    }
+
+    static func runLM(_ kaf: KAFFile, _ g: SafetensorsFile, path: String, tol: Tolerance) throws -> CaseResult {
+        func ints(_ n: String) throws -> [Int] { try g.tensor(named: n).int64s().map { Int($0) } }
+        let llm = try KimiLLM(file: kaf)
+        let c = llm.config
+        let textIds = try ints("in.text_ids")
+        let audioIds = c.isKimi ? try ints("in.audio_ids") : textIds
+        guard audioIds.count == textIds.count else { throw FormatError(path, "in.audio_ids and in.text_ids differ in length") }
+        let T = textIds.count
+        let features = g["in.whisper_features"].map { try? $0.floats() } ?? nil
+        let mask = g["in.continuous_mask"].map { try? $0.int64s() } ?? nil
+        let wantAudio = g["out.audio_logits"] != nil
+        if wantAudio && (llm.mimoOutput == nil) { throw FormatError(kaf.path, "the golden case needs audio logits, but this file has no MIMO branch") }
+        let vocabOut = llm.lmHead.rows
+        var gotText = [Float](), gotAudio = [Float]()
+        gotText.reserveCapacity(T * vocabOut)
+        let addText = textIds.reduce(0, +) != 0
+        var featureRow = 0
+        for p in 0 ..< T {
+            var feature: UnsafePointer<Float>? = nil
+            var holder: [Float] = []
+            if let mask, let features, p < mask.count, mask[p] != 0 {
+                let d = c.adaptorIn
+                guard (featureRow + 1) * d <= features.count else { throw FormatError(path, "in.whisper_features has fewer rows than continuous positions") }
+                holder = Array(features[featureRow * d ..< (featureRow + 1) * d])
+                featureRow += 1
+            }
+            try holder.withUnsafeBufferPointer { hb in
+                if !holder.isEmpty { feature = hb.baseAddress }
+                try llm.step(audioId: audioIds[p], textId: textIds[p], addText: c.isKimi ? addText : true, feature: feature, pos: p, wantAudio: wantAudio)
+            }
+            gotText += UnsafeBufferPointer(start: llm.textLogits, count: vocabOut)
+            if wantAudio { gotAudio += UnsafeBufferPointer(start: llm.audioLogits, count: llm.mimoOutput!.rows) }
+        }
+        var metrics = [compare("text_logits", got: gotText, want: try g.tensor(named: "out.text_logits").floats(), cols: vocabOut, tol: tol)]
+        if wantAudio {
+            metrics.append(compare("audio_logits", got: gotAudio, want: try g.tensor(named: "out.audio_logits").floats(), cols: llm.mimoOutput!.rows, tol: tol))
+        }
+        if let wantText = try? ints("out.greedy_text") {
+            if c.isKimi {
+                let bpe = try TiktokenBPE(kaf: kaf)
+                let special = Dictionary(bpe.specials.map { ($0.value, $0.key) }, uniquingKeysWith: { a, _ in a })
+                let loop = try LockStep(specials: special)
+                let wantAudioSeq = try? ints("out.greedy_audio")
+                var ts = Sampler(), asamp = Sampler()
+                let got = try loop.run(llm, promptLength: T, steps: wantText.count, output: wantAudioSeq == nil ? .text : .both, text: &ts, audio: &asamp)
+                metrics.append(compareSequence("greedy_text", got: got.text, want: wantText, tol: tol))
+                if let wa = wantAudioSeq { metrics.append(compareSequence("greedy_audio", got: got.audio, want: wa, tol: tol)) }
+            } else {
+                var got: [Int] = []
+                let s = Sampler()
+                for i in 0 ..< wantText.count {
+                    let t = s.argmax(llm.textLogits, vocabOut)
+                    got.append(t)
+                    if i + 1 < wantText.count { try llm.step(audioId: 0, textId: t, addText: true, feature: nil, pos: T + i, wantAudio: false) }
+                }
+                metrics.append(compareSequence("greedy_text", got: got, want: wantText, tol: tol))
+            }
+        }
+        return CaseResult(path: path, stage: "lm", metrics: metrics)
+    }
+}
