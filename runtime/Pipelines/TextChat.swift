@@ -79,12 +79,16 @@ public final class TextChat {
 
     /// Qwen2.5 templates add a default system message when the conversation has none.
     lazy var defaultSystemPrompt: String? = {
-        guard let tpl = llm.file.meta["components"]?["tokenizer"]?["chat_template"]?.stringValue,
-              let r = tpl.range(of: "<|im_start|>system\\n") else { return nil }
-        let rest = tpl[r.upperBound...]
-        guard let e = rest.range(of: "<|im_end|>") else { return nil }
-        let s = String(rest[..<e.lowerBound])
-        return s.contains("{") ? nil : s
+        // The literal in the template's no-tools branch: '<|im_start|>system\nYou are …<|im_end|>'.
+        guard let tpl = llm.file.meta["components"]?["tokenizer"]?["chat_template"]?.stringValue else { return nil }
+        var from = tpl.startIndex
+        while let r = tpl.range(of: "<|im_start|>system\\n", range: from ..< tpl.endIndex) {
+            from = r.upperBound
+            guard let e = tpl[r.upperBound...].range(of: "<|im_end|>") else { break }
+            let s = String(tpl[r.upperBound ..< e.lowerBound])
+            if !s.isEmpty && !s.contains("{") && !s.contains("'") && !s.contains("\"") { return s }
+        }
+        return nil
     }()
 
     /// Answers `user` (history kept), calling `onText` with each complete piece of text.

@@ -1,0 +1,314 @@
+import Foundation
+
+// Row-wise and element-wise kernels. Each SIMD kernel walks 8 floats at a time and finishes a
+// ragged tail in scalar code; its scalar twin (`_ref`, below) uses libm and plain loops.
+// Statistics (norms, softmax sums) are in f32, as the brief asks; tests bound the difference.
+
+@inline(__always) func store8(_ p: UnsafeMutablePointer<Float>, _ v: SIMD8<Float>) {
+    UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
+}
+@inline(__always) func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> { loadF32x8(UnsafeRawPointer(p)) }
+
+/// Σ x² over n, 8 lanes (tree-reduced at the end).
+@inline(__always) func sumSquares(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
+    var a = SIMD8<Float>(), b = SIMD8<Float>()
+    var i = 0
+    while i + 16 <= n { let u = load8(x + i), v = load8(x + i + 8); a.addProduct(u, u); b.addProduct(v, v); i += 16 }
+    if i + 8 <= n { let u = load8(x + i); a.addProduct(u, u); i += 8 }
+    var s = hsum(a + b)
+    while i < n { s += x[i] * x[i]; i += 1 }
+    return s
+}
+
+@inline(__always) func sum(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
+    var a = SIMD8<Float>()
+    var i = 0
+    while i + 8 <= n { a += load8(x + i); i += 8 }
+    var s = hsum(a)
+    while i < n { s += x[i]; i += 1 }
+    return s
+}
+
+/// out = x / sqrt(mean(x²) + eps) · weight (Qwen2RMSNorm). out may alias x.
+public func rmsNorm(_ x: UnsafePointer<Float>, weight: UnsafePointer<Float>, eps: Float, _ out: UnsafeMutablePointer<Float>, count n: Int) {
+    let inv = 1 / (sumSquares(x, n) / Float(n) + eps).squareRoot()
+    let vi = SIMD8<Float>(repeating: inv)
+    var i = 0
+    while i + 8 <= n { store8(out + i, load8(x + i) * vi * load8(weight + i)); i += 8 }
+    while i < n { out[i] = x[i] * inv * weight[i]; i += 1 }
+}
+
+/// out = (x − mean) / sqrt(var + eps) · weight + bias (weight/bias nil = not affine). Two passes
+/// (mean, then Σ(x−mean)²) so the variance does not cancel. out may alias x.
+public func layerNorm(_ x: UnsafePointer<Float>, weight: UnsafePointer<Float>?, bias: UnsafePointer<Float>?, eps: Float,
+                      _ out: UnsafeMutablePointer<Float>, count n: Int) {
+    let mean = sum(x, n) / Float(n)
+    let vm = SIMD8<Float>(repeating: mean)
+    var a = SIMD8<Float>()
+    var i = 0
+    while i + 8 <= n { let d = load8(x + i) - vm; a.addProduct(d, d); i += 8 }
+    var v = hsum(a)
+    while i < n { let d = x[i] - mean; v += d * d; i += 1 }
+    let inv = 1 / (v / Float(n) + eps).squareRoot()
+    let vi = SIMD8<Float>(repeating: inv)
+    i = 0
+    while i + 8 <= n {
+        var y = (load8(x + i) - vm) * vi
+        if let weight { y = y * load8(weight + i) }
+        if let bias { y = y + load8(bias + i) }
+        store8(out + i, y)
+        i += 8
+    }
+    while i < n {
+        var y = (x[i] - mean) * inv
+        if let weight { y *= weight[i] }
+        if let bias { y += bias[i] }
+        out[i] = y
+        i += 1
+    }
+}
+
+// MARK: RoPE
+
+/// inv_freq[i] = theta^(−2i/headDim), i < headDim/2, computed as HF does (f32 of base^(2i/d)).
+public func ropeInvFrequencies(headDim: Int, theta: Float, into f: UnsafeMutablePointer<Float>) {
+    for i in 0 ..< headDim / 2 { f[i] = 1 / Float(pow(Double(theta), Double(2 * i) / Double(headDim))) }
+}
+
+/// cos/sin of position·inv_freq[i] (f32 angle, as HF's f32 `inv_freq @ positions`).
+public func ropeCosSin(position: Int, invFreq: UnsafePointer<Float>, half: Int, cos c: UnsafeMutablePointer<Float>, sin s: UnsafeMutablePointer<Float>) {
+    let p = Float(position)
+    for i in 0 ..< half { let a = p * invFreq[i]; c[i] = Foundation.cos(a); s[i] = Foundation.sin(a) }
+}
+
+/// "Rotate half" (NeoX / HF Qwen2): pairs (i, i + d/2) of each of `heads` heads (stride headDim):
+/// x1' = x1·c − x2·s, x2' = x2·c + x1·s. In place.
+public func ropeNeox(_ x: UnsafeMutablePointer<Float>, heads: Int, headDim d: Int, cos c: UnsafePointer<Float>, sin s: UnsafePointer<Float>) {
+    let h = d / 2
+    for head in 0 ..< heads {
+        let x1 = x + head * d, x2 = x1 + h
+        var i = 0
+        while i + 8 <= h {
+            let a = load8(x1 + i), b = load8(x2 + i), cv = load8(c + i), sv = load8(s + i)
+            store8(x1 + i, a * cv - b * sv)
+            store8(x2 + i, b * cv + a * sv)
+            i += 8
+        }
+        while i < h {
+            let a = x1[i], b = x2[i]
+            x1[i] = a * c[i] - b * s[i]; x2[i] = b * c[i] + a * s[i]
+            i += 1
+        }
+    }
+}
+
+/// Interleaved pairs (GPT-J, the DiT): (2i, 2i+1) rotated by angle i. In place.
+public func ropeInterleaved(_ x: UnsafeMutablePointer<Float>, heads: Int, headDim d: Int, cos c: UnsafePointer<Float>, sin s: UnsafePointer<Float>) {
+    let h = d / 2
+    for head in 0 ..< heads {
+        let p = x + head * d
+        var i = 0
+        while i + 4 <= h {   // 4 pairs: de-interleave to even/odd lanes, rotate, re-interleave
+            let v = load8(p + 2 * i)
+            let e = v.evenHalf, o = v.oddHalf
+            let cv = UnsafeRawPointer(c + i).loadUnaligned(as: SIMD4<Float>.self)
+            let sv = UnsafeRawPointer(s + i).loadUnaligned(as: SIMD4<Float>.self)
+            let ne = e * cv - o * sv, no = o * cv + e * sv
+            store8(p + 2 * i, SIMD8(ne[0], no[0], ne[1], no[1], ne[2], no[2], ne[3], no[3]))
+            i += 4
+        }
+        while i < h {
+            let a = p[2 * i], b = p[2 * i + 1]
+            p[2 * i] = a * c[i] - b * s[i]; p[2 * i + 1] = b * c[i] + a * s[i]
+            i += 1
+        }
+    }
+}
+
+// MARK: softmax and activations
+
+/// In-place numerically stable softmax: exp(x − max) / Σ.
+public func softmax(_ x: UnsafeMutablePointer<Float>, count n: Int) {
+    if n == 0 { return }
+    var m8 = SIMD8<Float>(repeating: -.infinity)
+    var i = 0
+    while i + 8 <= n { m8 = vmax(m8, load8(x + i)); i += 8 }
+    var m = laneMax(m8)
+    while i < n { m = max(m, x[i]); i += 1 }
+    let vm = SIMD8<Float>(repeating: m)
+    var s8 = SIMD8<Float>()
+    i = 0
+    while i + 8 <= n { let e = vexp(load8(x + i) - vm); store8(x + i, e); s8 += e; i += 8 }
+    var s = hsum(s8)
+    while i < n { let e = vexp(SIMD8(repeating: x[i] - m))[0]; x[i] = e; s += e; i += 1 }
+    let inv = 1 / s
+    scale(x, inv, count: n)
+}
+
+@inline(__always) func vsilu(_ v: SIMD8<Float>) -> SIMD8<Float> { v / (vexp(-v) + 1) }
+
+/// out = x·sigmoid(x). out may alias x.
+public func silu(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, count n: Int) {
+    map8(x, out, n, vsilu)
+}
+
+/// out = silu(gate)·up (the SwiGLU MLP's gating). out may alias gate or up.
+public func swiglu(gate: UnsafePointer<Float>, up: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, count n: Int) {
+    var i = 0
+    while i + 8 <= n { store8(out + i, vsilu(load8(gate + i)) * load8(up + i)); i += 8 }
+    while i < n { out[i] = vsilu(SIMD8(repeating: gate[i]))[0] * up[i]; i += 1 }
+}
+
+/// erf for 8 lanes: Abramowitz & Stegun 7.1.26 (|error| ≤ 1.5e-7 plus f32 rounding), odd symmetry.
+@inline(__always) func verf(_ x: SIMD8<Float>) -> SIMD8<Float> {
+    let ax = vabs(x)
+    let t = 1 / (ax * SIMD8(repeating: 0.3275911) + 1)
+    var p = SIMD8<Float>(repeating: 1.061405429)
+    p = p * t + SIMD8(repeating: -1.453152027)
+    p = p * t + SIMD8(repeating: 1.421413741)
+    p = p * t + SIMD8(repeating: -0.284496736)
+    p = p * t + SIMD8(repeating: 0.254829592)
+    let y = 1 - p * t * vexp(-(ax * ax))
+    // copy the sign of x
+    let sign = unsafeBitCast(x, to: SIMD8<UInt32>.self) & SIMD8(repeating: 0x8000_0000)
+    return unsafeBitCast(unsafeBitCast(y, to: SIMD8<UInt32>.self) | sign, to: SIMD8<Float>.self)
+}
+
+@inline(__always) func vgeluErf(_ v: SIMD8<Float>) -> SIMD8<Float> {
+    v * SIMD8(repeating: 0.5) * (verf(v * SIMD8(repeating: 0.70710678118654752)) + 1)
+}
+
+/// tanh(u) = 1 − 2/(e^{2u} + 1): exact limits ±1 for large |u|, absolute error ~1e-7 near 0.
+@inline(__always) func vtanh(_ u: SIMD8<Float>) -> SIMD8<Float> {
+    1 - 2 / (vexp(u + u) + 1)
+}
+
+@inline(__always) func vgeluTanh(_ v: SIMD8<Float>) -> SIMD8<Float> {
+    let u = SIMD8<Float>(repeating: 0.79788456080286536) * (v + SIMD8(repeating: 0.044715) * v * v * v)
+    return v * SIMD8(repeating: 0.5) * (vtanh(u) + 1)
+}
+
+/// GELU, exact form 0.5·x·(1 + erf(x/√2)) (Whisper, nn.GELU()). out may alias x.
+public func geluErf(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, count n: Int) { map8(x, out, n, vgeluErf) }
+
+/// GELU, tanh approximation (nn.GELU(approximate="tanh")). out may alias x.
+public func geluTanh(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, count n: Int) { map8(x, out, n, vgeluTanh) }
+
+@inline(__always) func map8(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ n: Int, _ f: (SIMD8<Float>) -> SIMD8<Float>) {
+    var i = 0
+    while i + 8 <= n { store8(out + i, f(load8(x + i))); i += 8 }
+    if i < n {   // tail through the same vector code (so results do not depend on position)
+        var t = SIMD8<Float>()
+        for j in i ..< n { t[j - i] = x[j] }
+        let r = f(t)
+        for j in i ..< n { out[j] = r[j - i] }
+    }
+}
+
+/// out = a + b. out may alias either.
+public func add(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, count n: Int) {
+    var i = 0
+    while i + 8 <= n { store8(out + i, load8(a + i) + load8(b + i)); i += 8 }
+    while i < n { out[i] = a[i] + b[i]; i += 1 }
+}
+
+/// x *= s, in place.
+public func scale(_ x: UnsafeMutablePointer<Float>, _ s: Float, count n: Int) {
+    let v = SIMD8<Float>(repeating: s)
+    var i = 0
+    while i + 8 <= n { store8(x + i, load8(x + i) * v); i += 8 }
+    while i < n { x[i] *= s; i += 1 }
+}
+
+/// Index of the largest value (the first one on ties; NaN never wins). -1 when n = 0.
+public func argmax(_ x: UnsafePointer<Float>, count n: Int) -> Int {
+    if n == 0 { return -1 }
+    // Pass 1: the max value (vector); pass 2: its first index (scalar scan stops early).
+    var m8 = SIMD8<Float>(repeating: -.infinity)
+    var i = 0
+    while i + 8 <= n { m8 = vmax(m8, load8(x + i)); i += 8 }
+    var m = laneMax(m8)
+    while i < n { if x[i] > m { m = x[i] }; i += 1 }
+    for j in 0 ..< n where x[j] == m { return j }
+    return 0   // all NaN
+}
+
+// MARK: scalar references
+
+public func rmsNorm_ref(_ x: UnsafePointer<Float>, weight: UnsafePointer<Float>, eps: Float, _ out: UnsafeMutablePointer<Float>, count n: Int) {
+    var ss: Float = 0
+    for i in 0 ..< n { ss += x[i] * x[i] }
+    let inv = 1 / (ss / Float(n) + eps).squareRoot()
+    for i in 0 ..< n { out[i] = x[i] * inv * weight[i] }
+}
+
+public func layerNorm_ref(_ x: UnsafePointer<Float>, weight: UnsafePointer<Float>?, bias: UnsafePointer<Float>?, eps: Float,
+                          _ out: UnsafeMutablePointer<Float>, count n: Int) {
+    var m: Float = 0
+    for i in 0 ..< n { m += x[i] }
+    m /= Float(n)
+    var v: Float = 0
+    for i in 0 ..< n { v += (x[i] - m) * (x[i] - m) }
+    let inv = 1 / (v / Float(n) + eps).squareRoot()
+    for i in 0 ..< n { out[i] = (x[i] - m) * inv * (weight?[i] ?? 1) + (bias?[i] ?? 0) }
+}
+
+public func ropeNeox_ref(_ x: UnsafeMutablePointer<Float>, heads: Int, headDim d: Int, cos c: UnsafePointer<Float>, sin s: UnsafePointer<Float>) {
+    for head in 0 ..< heads {
+        for i in 0 ..< d / 2 {
+            let a = x[head * d + i], b = x[head * d + i + d / 2]
+            x[head * d + i] = a * c[i] - b * s[i]
+            x[head * d + i + d / 2] = b * c[i] + a * s[i]
+        }
+    }
+}
+
+public func ropeInterleaved_ref(_ x: UnsafeMutablePointer<Float>, heads: Int, headDim d: Int, cos c: UnsafePointer<Float>, sin s: UnsafePointer<Float>) {
+    for head in 0 ..< heads {
+        for i in 0 ..< d / 2 {
+            let a = x[head * d + 2 * i], b = x[head * d + 2 * i + 1]
+            x[head * d + 2 * i] = a * c[i] - b * s[i]
+            x[head * d + 2 * i + 1] = b * c[i] + a * s[i]
+        }
+    }
+}
+
+public func softmax_ref(_ x: UnsafeMutablePointer<Float>, count n: Int) {
+    var m = -Float.infinity
+    for i in 0 ..< n { m = max(m, x[i]) }
+    var s: Float = 0
+    for i in 0 ..< n { x[i] = Foundation.exp(x[i] - m); s += x[i] }
+    for i in 0 ..< n { x[i] /= s }
+}
+
+public func silu_ref(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, count n: Int) {
+    for i in 0 ..< n { out[i] = x[i] / (1 + Foundation.exp(-x[i])) }
+}
+
+public func swiglu_ref(gate: UnsafePointer<Float>, up: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, count n: Int) {
+    for i in 0 ..< n { out[i] = gate[i] / (1 + Foundation.exp(-gate[i])) * up[i] }
+}
+
+public func geluErf_ref(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, count n: Int) {
+    for i in 0 ..< n { out[i] = 0.5 * x[i] * (1 + Foundation.erf(x[i] / Float(2).squareRoot())) }
+}
+
+public func geluTanh_ref(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, count n: Int) {
+    let k = Float((2 / Double.pi).squareRoot())
+    for i in 0 ..< n { out[i] = 0.5 * x[i] * (1 + Foundation.tanh(k * (x[i] + 0.044715 * x[i] * x[i] * x[i]))) }
+}
+
+public func add_ref(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, count n: Int) {
+    for i in 0 ..< n { out[i] = a[i] + b[i] }
+}
+
+public func scale_ref(_ x: UnsafeMutablePointer<Float>, _ s: Float, count n: Int) {
+    for i in 0 ..< n { x[i] *= s }
+}
+
+public func argmax_ref(_ x: UnsafePointer<Float>, count n: Int) -> Int {
+    if n == 0 { return -1 }
+    var best = -1
+    for i in 0 ..< n where !x[i].isNaN && (best < 0 || x[i] > x[best]) { best = i }
+    return max(best, 0)
+}
