@@ -52,12 +52,13 @@ public enum TokenizerConverter {
     }
 
     /// kaf.meta `components.tokenizer`: the runtime's whole view of the tokenizer besides the ranks.
-    static func meta(numBase: Int, specials: [(id: Int, name: String)], chatTemplate: String?) -> JSONValue {
+    static func meta(numBase: Int, specials: [(id: Int, name: String)], chatTemplate: String?, normalizer: String? = nil) -> JSONValue {
         var m: [String: JSONValue] = [
             "type": "tiktoken", "num_base_tokens": .int(Int64(numBase)), "pattern": .string(qwen2Pattern),
             "special_tokens": .array(specials.map { ["id": .int(Int64($0.id)), "name": .string($0.name)] }),
         ]
         if let t = chatTemplate { m["chat_template"] = .string(t) }
+        if let n = normalizer { m["normalizer"] = .string(n) }
         return .object(m)
     }
 
@@ -112,12 +113,20 @@ public enum TokenizerConverter {
         for (i, s) in specials.enumerated() where s.id != vocab.count + i {
             throw FormatError(path, "special token '\(s.name)' has id \(s.id), expected \(vocab.count + i) (specials must follow the vocabulary)")
         }
+        // Qwen2.5's tokenizer.json normalizes to NFC before splitting; plain tiktoken (Kimi) does not.
+        var normalizer: String? = nil
+        if let n = doc["normalizer"], n != .null {
+            guard n["type"]?.stringValue == "NFC" else {
+                throw FormatError(path, "normalizer \(n["type"]?.stringValue ?? "?") is not supported (only NFC)")
+            }
+            normalizer = "NFC"
+        }
         var template: String?
         let tc = folder + "/tokenizer_config.json"
         if fileExists(tc) { template = try JSONValue.parse(contentsOf: tc)["chat_template"]?.stringValue }
         var plan = ComponentPlan(name: "tokenizer")
         plan.blobs = [(name: "tokenizer.tiktoken", bytes: Array(text.utf8), compress: true)]
-        plan.meta = meta(numBase: vocab.count, specials: specials, chatTemplate: template)
+        plan.meta = meta(numBase: vocab.count, specials: specials, chatTemplate: template, normalizer: normalizer)
         plan.files = [path] + (fileExists(tc) ? [tc] : [])
         return plan
     }

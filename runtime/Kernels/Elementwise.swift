@@ -235,21 +235,23 @@ public func argmax(_ x: UnsafePointer<Float>, count n: Int) -> Int {
 
 // MARK: scalar references
 
+// The norm references accumulate their statistics in Double: they are the oracle, the kernels'
+// f32 statistics are tested against them.
 public func rmsNorm_ref(_ x: UnsafePointer<Float>, weight: UnsafePointer<Float>, eps: Float, _ out: UnsafeMutablePointer<Float>, count n: Int) {
-    var ss: Float = 0
-    for i in 0 ..< n { ss += x[i] * x[i] }
-    let inv = 1 / (ss / Float(n) + eps).squareRoot()
+    var ss = 0.0
+    for i in 0 ..< n { ss += Double(x[i]) * Double(x[i]) }
+    let inv = Float(1 / (ss / Double(n) + Double(eps)).squareRoot())
     for i in 0 ..< n { out[i] = x[i] * inv * weight[i] }
 }
 
 public func layerNorm_ref(_ x: UnsafePointer<Float>, weight: UnsafePointer<Float>?, bias: UnsafePointer<Float>?, eps: Float,
                           _ out: UnsafeMutablePointer<Float>, count n: Int) {
-    var m: Float = 0
-    for i in 0 ..< n { m += x[i] }
-    m /= Float(n)
-    var v: Float = 0
-    for i in 0 ..< n { v += (x[i] - m) * (x[i] - m) }
-    let inv = 1 / (v / Float(n) + eps).squareRoot()
+    var md = 0.0
+    for i in 0 ..< n { md += Double(x[i]) }
+    md /= Double(n)
+    var v = 0.0
+    for i in 0 ..< n { v += (Double(x[i]) - md) * (Double(x[i]) - md) }
+    let inv = Float(1 / (v / Double(n) + Double(eps)).squareRoot()), m = Float(md)
     for i in 0 ..< n { out[i] = (x[i] - m) * inv * (weight?[i] ?? 1) + (bias?[i] ?? 0) }
 }
 

@@ -77,8 +77,7 @@ import _Builtin_intrinsics.intel
 }
 
 /// e^x for 8 lanes: Cephes expf (range reduction x = n·ln2 + r, degree-5 polynomial on r);
-/// relative error ≈ 2 ulp on [-87, 88]; below -87.3 the result flushes to 0, above 88.7 to +inf
-/// (clamped input). The integer 2^n is built by the 1.5·2^23 rounding trick because
+/// relative error ≈ 2 ulp on [-87.3, 88.7]; below that 0, above +inf (as libm, minus subnormals). The integer 2^n is built by the 1.5·2^23 rounding trick because
 /// `SIMD8<Int32>(floatVector)` stays a library call.
 @inline(__always) func vexp(_ xIn: SIMD8<Float>) -> SIMD8<Float> {
     let x = vmin(vmax(xIn, SIMD8(repeating: -87.33654)), SIMD8(repeating: 88.72283))
@@ -102,5 +101,8 @@ import _Builtin_intrinsics.intel
     let h = ni &>> 1
     let s1 = unsafeBitCast((h &+ 127) &<< 23, to: SIMD8<Float>.self)
     let s2 = unsafeBitCast(((ni &- h) &+ 127) &<< 23, to: SIMD8<Float>.self)
-    return y * s1 * s2
+    var e = y * s1 * s2
+    e.replace(with: 0, where: xIn .< SIMD8(repeating: -87.33654))          // underflow → 0, as libm
+    e.replace(with: .infinity, where: xIn .> SIMD8(repeating: 88.72283))   // overflow → +inf
+    return e
 }

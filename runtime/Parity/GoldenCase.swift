@@ -1,4 +1,5 @@
 import KAF
+import Foundation
 
 /// Runs a .kaf model on a golden case written by the official code (formats/GOLDEN.md) and
 /// measures how far it is: per logits tensor max |Δ|, max relative error, worst row cosine,
@@ -85,9 +86,19 @@ public enum Parity {
         func ints(_ n: String) throws -> [Int] { try g.tensor(named: n).int64s().map { Int($0) } }
         switch stage {
         case "text":
-            guard let text = g.metadata["in.text"] else { throw FormatError(path, "stage text needs metadata in.text") }
             let bpe = try TiktokenBPE(kaf: kaf)
-            return CaseResult(path: path, stage: stage, metrics: [compareSequence("ids", got: bpe.encode(text), want: try ints("out.ids"), tol: tol)])
+            if let text = g.metadata["in.text"] {
+                return CaseResult(path: path, stage: stage, metrics: [compareSequence("ids", got: bpe.encode(text), want: try ints("out.ids"), tol: tol)])
+            }
+            // Multi-case form: `cases` = N, in.text.NNN / out.ids.NNN.
+            guard let n = g.metadata["cases"].flatMap({ Int($0) }), n > 0 else { throw FormatError(path, "stage text needs in.text or cases") }
+            var metrics: [Metric] = []
+            for i in 0 ..< n {
+                let k = String(format: "%03d", i)
+                guard let text = g.metadata["in.text.\(k)"] else { throw FormatError(path, "missing in.text.\(k)") }
+                metrics.append(compareSequence("ids.\(k)", got: bpe.encode(text), want: try ints("out.ids.\(k)"), tol: tol))
+            }
+            return CaseResult(path: path, stage: stage, metrics: metrics)
         case "lm":
             return try runLM(kaf, g, path: path, tol: tol)
         default:
@@ -138,8 +149,10 @@ public enum Parity {
                 let special = Dictionary(bpe.specials.map { ($0.value, $0.key) }, uniquingKeysWith: { a, _ in a })
                 let loop = try LockStep(specials: special)
                 let wantAudioSeq = try? ints("out.greedy_audio")
+                // output_type as the reference ran it (metadata); "both" when audio ids are given.
+                let output: LockStep.Output = (g.metadata["output_type"] ?? (wantAudioSeq == nil ? "text" : "both")) == "text" ? .text : .both
                 var ts = Sampler(), asamp = Sampler()
-                let got = try loop.run(llm, promptLength: T, steps: wantText.count, output: wantAudioSeq == nil ? .text : .both, text: &ts, audio: &asamp)
+                let got = try loop.run(llm, promptLength: T, steps: wantText.count, output: output, text: &ts, audio: &asamp)
                 metrics.append(compareSequence("greedy_text", got: got.text, want: wantText, tol: tol))
                 if let wa = wantAudioSeq { metrics.append(compareSequence("greedy_audio", got: got.audio, want: wa, tol: tol)) }
             } else {

@@ -1,4 +1,5 @@
 import KAF
+import Foundation   // NFC (precomposedStringWithCanonicalMapping)
 
 /// Byte-level BPE with tiktoken's merge rule: within a pre-tokenized piece, repeatedly merge the
 /// adjacent pair whose concatenation has the lowest rank. Special tokens are never produced from
@@ -9,12 +10,15 @@ public final class TiktokenBPE: @unchecked Sendable {
     private let ranks: [[UInt8]: Int]
     public let specials: [Int: String]           // id → name
     public let numBaseTokens: Int
+    /// Unicode NFC before splitting (Qwen2.5's tokenizer.json); off for Kimi's plain tiktoken.
+    public let normalizeNFC: Bool
 
-    public init(ranks file: TiktokenRanks, specials: [Int: String]) {
+    public init(ranks file: TiktokenRanks, specials: [Int: String], normalizeNFC: Bool = false) {
         tokens = file.tokens
         ranks = file.rankDictionary()
         self.specials = specials
         numBaseTokens = file.count
+        self.normalizeNFC = normalizeNFC
     }
 
     /// From a .kaf: the `tokenizer.tiktoken` blob and `components.tokenizer` metadata.
@@ -28,7 +32,9 @@ public final class TiktokenBPE: @unchecked Sendable {
             }
             sp[id] = name
         }
-        self.init(ranks: ranks, specials: sp)
+        let norm = kaf.meta["components"]?["tokenizer"]?["normalizer"]?.stringValue
+        guard norm == nil || norm == "NFC" else { throw FormatError(kaf.path, "unsupported tokenizer normalizer \(norm!)") }
+        self.init(ranks: ranks, specials: sp, normalizeNFC: norm == "NFC")
         guard coversAllBytes else {
             throw FormatError(kaf.path, "tokenizer vocabulary lacks some single-byte tokens (not a byte-level BPE)")
         }
@@ -39,7 +45,7 @@ public final class TiktokenBPE: @unchecked Sendable {
     /// Ids of `text` (no special tokens recognised). Mirrors the Kimi tokenizer: text is cut into
     /// ≤ 400,000-scalar pieces and runs of ≤ 25,000 same-kind (space / non-space) scalars first.
     public func encode(_ text: String) -> [Int] {
-        let scalars = Array(text.unicodeScalars)
+        let scalars = Array((normalizeNFC ? text.precomposedStringWithCanonicalMapping : text).unicodeScalars)
         var out: [Int] = []
         var start = 0
         while start < scalars.count {
