@@ -1,0 +1,64 @@
+import Testing
+import Foundation
+import KAF
+@testable import KimiConvert
+@testable import KimiRuntime
+
+/// SplitMix64: fixed-seed random numbers for the kernel tests (no Foundation RNG, same on every run).
+struct KernelRNG {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    /// Uniform in [-1, 1).
+    mutating func uniform() -> Float { Float(next() >> 40) / Float(1 << 23) - 1 }
+    /// Roughly normal (sum of 4 uniforms), scaled.
+    mutating func normal(_ s: Float = 1) -> Float { s * (uniform() + uniform() + uniform() + uniform()) * 0.866 }
+}
+
+/// Heap buffers freed at the end of a test.
+final class KernelBuffers {
+    private var ptrs: [UnsafeMutableRawPointer] = []
+    func floats(_ n: Int) -> UnsafeMutablePointer<Float> {
+        let p = UnsafeMutableRawPointer.allocate(byteCount: max(4 * n, 64), alignment: 64)
+        p.initializeMemory(as: UInt8.self, repeating: 0, count: max(4 * n, 64))
+        ptrs.append(p)
+        return p.bindMemory(to: Float.self, capacity: n)
+    }
+    func random(_ n: Int, _ rng: inout KernelRNG, scale: Float = 1) -> UnsafeMutablePointer<Float> {
+        let p = floats(n)
+        for i in 0 ..< n { p[i] = rng.normal(scale) }
+        return p
+    }
+    func bytes(_ n: Int) -> UnsafeMutableRawPointer {
+        let p = UnsafeMutableRawPointer.allocate(byteCount: max(n, 64), alignment: 64)
+        p.initializeMemory(as: UInt8.self, repeating: 0, count: max(n, 64))
+        ptrs.append(p)
+        return p
+    }
+    /// A [rows, cols] weight: random normal values stored as `dtype` with the converter's quantizer.
+    /// Rows are packed with an odd byte offset from the 64-byte boundary (+2) so kernels see
+    /// unaligned rows, as in a .kaf file.
+    func weight(_ dtype: DType, rows: Int, cols: Int, _ rng: inout KernelRNG, scale: Float = 0.05) -> WeightMatrix {
+        let rb = dtype.byteCount(shape: [cols])!
+        let base = bytes(rows * rb + 2) + 2
+        let src = floats(cols)
+        for r in 0 ..< rows {
+            for k in 0 ..< cols { src[k] = rng.normal(scale) }
+            _ = Quantizer.quantizeRowFast(src, count: cols, as: dtype, into: base + r * rb)
+        }
+        return WeightMatrix(base: base, dtype: dtype, rows: rows, cols: cols)!
+    }
+    func quantized(count: Int, rows: Int = 1) -> QuantizedActivations {
+        QuantizedActivations(scratch: bytes(QuantizedActivations.scratchBytes(count: count, rows: rows)), count: count, rows: rows)
+    }
+    deinit { for p in ptrs { p.deallocate() } }
+}
+
+let kernelQuantTypes: [DType] = [.q4_g32, .q4_g64, .q4_g128, .q8_g32, .q8_g64, .q8_g128]
+let kernelFloatTypes: [DType] = [.f32, .f16, .bf16]
