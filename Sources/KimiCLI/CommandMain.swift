@@ -11,6 +11,12 @@ public func runCommand<C: ParsableCommand>(_ type: C.Type, arguments: [String] =
     setvbuf(stdout, nil, _IOLBF, 0)
     AtomicFile.installSignalCleanup()
     do {
+        // Swift repairs invalid UTF-8 in argv silently; a prompt must arrive intact or not at all.
+        for i in 1 ..< Int(CommandLine.argc) {
+            if let a = CommandLine.unsafeArgv[i], String(validatingCString: a) == nil {
+                throw CLIError("argument \(i) is not valid UTF-8")
+            }
+        }
         var command = try type.parseAsRoot(arguments)
         try command.run()
         exit(0)
@@ -66,4 +72,19 @@ public func formatCount(_ n: Int) -> String {
     if n >= 1_000_000 { return String(format: "%.2f M", Double(n) / 1e6) }
     if n >= 1_000 { return String(format: "%.2f K", Double(n) / 1e3) }
     return "\(n)"
+}
+
+/// One line from stdin without its newline, or nil at end of input; invalid UTF-8 is an error
+/// (readLine would replace it silently).
+public func readLineUTF8() throws -> String? {
+    var line: UnsafeMutablePointer<CChar>? = nil
+    var cap = 0
+    defer { free(line) }
+    let n = getline(&line, &cap, stdin)
+    guard n >= 0, let line else { return nil }
+    var count = n
+    while count > 0 && (line[count - 1] == 10 || line[count - 1] == 13) { count -= 1 }
+    let bytes = UnsafeRawBufferPointer(start: line, count: count)
+    guard let s = String(validating: bytes, as: UTF8.self) else { throw CLIError("stdin: a line is not valid UTF-8") }
+    return s
 }

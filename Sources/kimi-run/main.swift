@@ -113,7 +113,7 @@ struct Chat: ParsableCommand {
             }
         }
         if let p = prompt { try answer(p); return }
-        while let line = readLine(strippingNewline: true) {
+        while let line = try readLineUTF8() {
             if line.isEmpty { continue }
             try answer(line)
         }

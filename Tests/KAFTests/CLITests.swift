@@ -115,6 +115,28 @@ enum CLI {
         }
     }
 
+    /// kimi-run chat: a greedy answer, and each bad input as one line with exit 2.
+    @Test func chatAndItsBadInputs() throws {
+        let dir = CLI.tempDir()
+        let q = dir + "/q.kaf", w = dir + "/w.kaf"
+        #expect(try CLI.run("kimi-convert", ["--f32", CLI.fixtures + "/tiny-qwen2", q]).status == 0)
+        #expect(try CLI.run("kimi-convert", ["--q8", "--components", "whisper", CLI.fixtures + "/tiny-release", w]).status == 0)
+        let ok = try CLI.run("kimi-run", [q, "chat", "What is the capital of France?", "--max-tokens", "8", "--json"])
+        #expect(ok.status == 0, "\(ok.stderr)")
+        let j = try JSONValue.parse(ok.stdout, file: "stdout")
+        // Greedy ids of transformers' generate() on this fixture (Tests/Fixtures/golden/qwen_tiny_lm_f32).
+        #expect(j["ids"]?.arrayValue?.compactMap(\.intValue) == [248, 348, 265, 248, 348, 265, 248, 348])
+        for (args, want) in [
+            ([w, "chat", "hi"], "no LLM in this file"),
+            ([q, "chat", String(repeating: "word ", count: 300), "--context", "64"], "longer than the context"),
+            ([q, "chat", "hi", "--threads", "0"], "--threads must be at least 1"),
+            ([q, "chat", "hi", "--bogus"], "Unknown option"),
+        ] {
+            let r = try CLI.run("kimi-run", args)
+            #expect(r.status == 2 && r.stderr.contains(want), "\(args.dropFirst()): \(r.status) \(r.stderr)")
+        }
+    }
+
     @Test func dryRunListsEveryTensor() throws {
         let r = try CLI.run("kimi-convert", ["--dry-run", "--json", "--q4", CLI.fixtures + "/tiny-release", "x.kaf"])
         #expect(r.status == 0)
