@@ -138,25 +138,45 @@ public func softmax(_ x: UnsafeMutablePointer<Float>, count n: Int) {
     let vm = SIMD8<Float>(repeating: m)
     var s8 = SIMD8<Float>()
     i = 0
-    while i + 8 <= n { let e = vexp(load8(x + i) - vm); store8(x + i, e); s8 += e; i += 8 }
-    var s = hsum(s8)
-    while i < n { let e = vexp(SIMD8(repeating: x[i] - m))[0]; x[i] = e; s += e; i += 1 }
-    let inv = 1 / s
-    scale(x, inv, count: n)
+    while i < n {   // one vexp call site (the tail padded with −inf → 0), so it is inlined
+        let k = min(8, n - i)
+        let e = vexp(loadPartial8(x + i, k, fill: -.infinity) - vm)
+        storePartial8(x + i, e, k)
+        s8 += e
+        i += 8
+    }
+    scale(x, 1 / hsum(s8), count: n)
+}
+
+/// k ≤ 8 floats at p, the other lanes `fill`.
+@inline(__always) func loadPartial8(_ p: UnsafePointer<Float>, _ k: Int, fill: Float) -> SIMD8<Float> {
+    if k == 8 { return load8(p) }
+    var t = SIMD8<Float>(repeating: fill)
+    for j in 0 ..< k { t[j] = p[j] }
+    return t
+}
+
+@inline(__always) func storePartial8(_ p: UnsafeMutablePointer<Float>, _ v: SIMD8<Float>, _ k: Int) {
+    if k == 8 { store8(p, v); return }
+    for j in 0 ..< k { p[j] = v[j] }
 }
 
 @inline(__always) func vsilu(_ v: SIMD8<Float>) -> SIMD8<Float> { v / (vexp(-v) + 1) }
 
 /// out = x·sigmoid(x). out may alias x.
 public func silu(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, count n: Int) {
-    map8(x, out, n, vsilu)
+    var i = 0
+    while i < n { let k = min(8, n - i); storePartial8(out + i, vsilu(loadPartial8(x + i, k, fill: 0)), k); i += 8 }
 }
 
 /// out = silu(gate)·up (the SwiGLU MLP's gating). out may alias gate or up.
 public func swiglu(gate: UnsafePointer<Float>, up: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, count n: Int) {
     var i = 0
-    while i + 8 <= n { store8(out + i, vsilu(load8(gate + i)) * load8(up + i)); i += 8 }
-    while i < n { out[i] = vsilu(SIMD8(repeating: gate[i]))[0] * up[i]; i += 1 }
+    while i < n {
+        let k = min(8, n - i)
+        storePartial8(out + i, vsilu(loadPartial8(gate + i, k, fill: 0)) * loadPartial8(up + i, k, fill: 0), k)
+        i += 8
+    }
 }
 
 /// erf for 8 lanes: Abramowitz & Stegun 7.1.26 (|error| ≤ 1.5e-7 plus f32 rounding), odd symmetry.
@@ -189,20 +209,15 @@ public func swiglu(gate: UnsafePointer<Float>, up: UnsafePointer<Float>, _ out: 
 }
 
 /// GELU, exact form 0.5·x·(1 + erf(x/√2)) (Whisper, nn.GELU()). out may alias x.
-public func geluErf(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, count n: Int) { map8(x, out, n, vgeluErf) }
+public func geluErf(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, count n: Int) {
+    var i = 0
+    while i < n { let k = min(8, n - i); storePartial8(out + i, vgeluErf(loadPartial8(x + i, k, fill: 0)), k); i += 8 }
+}
 
 /// GELU, tanh approximation (nn.GELU(approximate="tanh")). out may alias x.
-public func geluTanh(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, count n: Int) { map8(x, out, n, vgeluTanh) }
-
-@inline(__always) func map8(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ n: Int, _ f: (SIMD8<Float>) -> SIMD8<Float>) {
+public func geluTanh(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, count n: Int) {
     var i = 0
-    while i + 8 <= n { store8(out + i, f(load8(x + i))); i += 8 }
-    if i < n {   // tail through the same vector code (so results do not depend on position)
-        var t = SIMD8<Float>()
-        for j in i ..< n { t[j - i] = x[j] }
-        let r = f(t)
-        for j in i ..< n { out[j] = r[j - i] }
-    }
+    while i < n { let k = min(8, n - i); storePartial8(out + i, vgeluTanh(loadPartial8(x + i, k, fill: 0)), k); i += 8 }
 }
 
 /// out = a + b. out may alias either.

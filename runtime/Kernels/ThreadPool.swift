@@ -14,7 +14,7 @@ public final class ThreadPool: @unchecked Sendable {
     private let generation = Atomic<Int>(0)
     private let pending = Atomic<Int>(0)
     private let sleepers = Atomic<Int>(0)
-    private nonisolated(unsafe) var job: ((Range<Int>) -> Void)?
+    private nonisolated(unsafe) var job: ((Range<Int>, Int) -> Void)?
     private nonisolated(unsafe) var jobN = 0
     private nonisolated(unsafe) var stopping = false
     private var workers: [pthread_t] = []
@@ -63,8 +63,14 @@ public final class ThreadPool: @unchecked Sendable {
     /// Runs `body` on a partition of 0..<n over the pool's threads and waits for all of them.
     /// With n < 2 or one thread, runs `body(0..<n)` inline.
     public func parallelFor(n: Int, _ body: (Range<Int>) -> Void) {
+        parallelFor(n: n) { r, _ in body(r) }
+    }
+
+    /// Same, and tells `body` which thread (0..<threadCount) runs the range: index per-thread
+    /// scratch with it.
+    public func parallelFor(n: Int, _ body: (Range<Int>, Int) -> Void) {
         let t = min(threadCount, n)
-        if t <= 1 { if n > 0 { body(0 ..< n) }; return }
+        if t <= 1 { if n > 0 { body(0 ..< n, 0) }; return }
         withoutActuallyEscaping(body) { b in
             job = b
             jobN = n
@@ -74,7 +80,7 @@ public final class ThreadPool: @unchecked Sendable {
             if sleepers.load(ordering: .sequentiallyConsistent) > 0 {
                 pthread_mutex_lock(mutex); pthread_cond_broadcast(cond); pthread_mutex_unlock(mutex)
             }
-            b(Self.chunk(0, of: t, n))
+            b(Self.chunk(0, of: t, n), 0)
             while pending.load(ordering: .acquiring) > 0 { cpuRelax() }
             job = nil
         }
@@ -104,7 +110,7 @@ public final class ThreadPool: @unchecked Sendable {
             seen = g
             if stopping { return }
             let n = jobN, t = min(threadCount, n)
-            if index < t, let b = job { b(Self.chunk(index, of: t, n)) }
+            if index < t, let b = job { b(Self.chunk(index, of: t, n), index) }
             pending.subtract(1, ordering: .releasing)
         }
     }
