@@ -64,63 +64,101 @@ extension Quantizer {
     static func q4Row(_ src: UnsafePointer<Float>, _ count: Int, _ dst: UnsafeMutableRawPointer, V: Int) -> TensorError {
         let g = 8 * V, h = g / 2, bb = 2 + h
         var stats = TensorError()
-        var best = [SIMD8<Float>](repeating: .zero, count: 16)
-        var q = [SIMD8<Float>](repeating: .zero, count: 16)
         let lo = SIMD8<Float>(repeating: -8), hi = SIMD8<Float>(repeating: 7)
-        best.withUnsafeMutableBufferPointer { bestP in
-        q.withUnsafeMutableBufferPointer { qP in
-            let best = bestP.baseAddress!, qv = qP.baseAddress!
-            for b in 0 ..< count / g {
-                let x = src + b * g
-                let m = signedMax(x, g)
-                var bestErr = Float.infinity, bestD: UInt16 = 0
-                var signal = SIMD8<Float>.zero
-                for v in 0 ..< V { let t = load8(x + 8 * v); signal += t * t }
-                for f in q4Factors {
-                    let d0 = m / -8 * f
-                    let id0: Float = d0 != 0 ? 1 / d0 : 0
-                    var sxq = SIMD8<Float>.zero, sqq = SIMD8<Float>.zero
-                    for v in 0 ..< V {
-                        let t = load8(x + 8 * v)
-                        let qq = clamp((t * id0).rounded(.toNearestOrEven), lo, hi)
-                        sxq += t * qq; sqq += qq * qq
-                    }
-                    let den = laneSum(sqq)
-                    let d1 = den > 0 ? laneSum(sxq) / den : d0
-                    let dh = floatToF16(d1)
-                    let d = f16ToFloat(dh)
-                    let id: Float = d != 0 ? 1 / d : 0
-                    var e = SIMD8<Float>.zero
-                    for v in 0 ..< V {
-                        let t = load8(x + 8 * v)
-                        let qq = clamp((t * id).rounded(.toNearestOrEven), lo, hi)
-                        qv[v] = qq
-                        let r = t - qq * d
-                        e += r * r
-                    }
-                    let err = laneSum(e)
-                    if err < bestErr {
-                        bestErr = err; bestD = dh
-                        for v in 0 ..< V { best[v] = qv[v] }
-                    }
-                }
-                let blk = dst + b * bb
-                blk.storeBytes(of: bestD, as: UInt16.self)
-                let d = f16ToFloat(bestD)
-                var maxErr: Float = 0
-                for j in 0 ..< h {
-                    let a = best[j / 8][j % 8], c = best[(j + h) / 8][(j + h) % 8]
-                    blk.storeBytes(of: UInt8(Int(a) + 8) | (UInt8(Int(c) + 8) << 4), toByteOffset: 2 + j, as: UInt8.self)
-                    maxErr = max(maxErr, abs(x[j] - a * d), abs(x[j + h] - c * d))
-                }
-                stats.sumSquaredError += Double(bestErr)
-                stats.sumSquaredSignal += Double(laneSum(signal))
-                stats.maxAbsError = max(stats.maxAbsError, Double(maxErr))
-                stats.count += g
+        for b in 0 ..< count / g {
+            let x = src + b * g
+            let m = signedMaxSIMD(x, V)
+            // The four candidates run side by side (independent chains keep the vector units busy);
+            // each one's sums still accumulate in weight order, as in the scalar twin.
+            let f = q4Factors
+            let d0 = (m / -8 * f[0], m / -8 * f[1], m / -8 * f[2], m / -8 * f[3])
+            let i0 = SIMD4<Float>(d0.0 != 0 ? 1 / d0.0 : 0, d0.1 != 0 ? 1 / d0.1 : 0, d0.2 != 0 ? 1 / d0.2 : 0, d0.3 != 0 ? 1 / d0.3 : 0)
+            var xq0 = SIMD8<Float>.zero, xq1 = SIMD8<Float>.zero, xq2 = SIMD8<Float>.zero, xq3 = SIMD8<Float>.zero
+            var qq0 = SIMD8<Float>.zero, qq1 = SIMD8<Float>.zero, qq2 = SIMD8<Float>.zero, qq3 = SIMD8<Float>.zero
+            for v in 0 ..< V {
+                let t = load8(x + 8 * v)
+                let a = clamp((t * i0[0]).rounded(.toNearestOrEven), lo, hi), b = clamp((t * i0[1]).rounded(.toNearestOrEven), lo, hi)
+                let c = clamp((t * i0[2]).rounded(.toNearestOrEven), lo, hi), e = clamp((t * i0[3]).rounded(.toNearestOrEven), lo, hi)
+                xq0 += t * a; qq0 += a * a; xq1 += t * b; qq1 += b * b
+                xq2 += t * c; qq2 += c * c; xq3 += t * e; qq3 += e * e
             }
-        }
+            @inline(__always) func refined(_ xq: SIMD8<Float>, _ qq: SIMD8<Float>, _ d0: Float) -> UInt16 {
+                let den = laneSum(qq)
+                return floatToF16(den > 0 ? laneSum(xq) / den : d0)
+            }
+            let dh = (refined(xq0, qq0, d0.0), refined(xq1, qq1, d0.1), refined(xq2, qq2, d0.2), refined(xq3, qq3, d0.3))
+            let dd = SIMD4<Float>(f16ToFloat(dh.0), f16ToFloat(dh.1), f16ToFloat(dh.2), f16ToFloat(dh.3))
+            let ii = SIMD4<Float>(dd[0] != 0 ? 1 / dd[0] : 0, dd[1] != 0 ? 1 / dd[1] : 0, dd[2] != 0 ? 1 / dd[2] : 0, dd[3] != 0 ? 1 / dd[3] : 0)
+            var e0 = SIMD8<Float>.zero, e1 = SIMD8<Float>.zero, e2 = SIMD8<Float>.zero, e3 = SIMD8<Float>.zero
+            for v in 0 ..< V {
+                let t = load8(x + 8 * v)
+                let r0 = t - clamp((t * ii[0]).rounded(.toNearestOrEven), lo, hi) * dd[0]
+                let r1 = t - clamp((t * ii[1]).rounded(.toNearestOrEven), lo, hi) * dd[1]
+                let r2 = t - clamp((t * ii[2]).rounded(.toNearestOrEven), lo, hi) * dd[2]
+                let r3 = t - clamp((t * ii[3]).rounded(.toNearestOrEven), lo, hi) * dd[3]
+                e0 += r0 * r0; e1 += r1 * r1; e2 += r2 * r2; e3 += r3 * r3
+            }
+            // Lowest error; the earlier candidate wins a tie (strict <, as the twin).
+            var bestErr = laneSum(e0), bestD = dh.0
+            let err1 = laneSum(e1), err2 = laneSum(e2), err3 = laneSum(e3)
+            if err1 < bestErr { bestErr = err1; bestD = dh.1 }
+            if err2 < bestErr { bestErr = err2; bestD = dh.2 }
+            if err3 < bestErr { bestErr = err3; bestD = dh.3 }
+            let blk = dst + b * bb
+            blk.storeBytes(of: bestD, as: UInt16.self)
+            let d = f16ToFloat(bestD)
+            let id: Float = d != 0 ? 1 / d : 0
+            var e = SIMD8<Float>.zero, s = SIMD8<Float>.zero, mx = SIMD8<Float>.zero
+            for v in 0 ..< V / 2 {
+                // Vector v holds weights 8v…8v+7 (low nibbles), vector v + V/2 the weights H later.
+                let t0 = load8(x + 8 * v), t1 = load8(x + h + 8 * v)
+                let q0 = clamp((t0 * id).rounded(.toNearestOrEven), lo, hi)
+                let q1 = clamp((t1 * id).rounded(.toNearestOrEven), lo, hi)
+                let r0 = t0 - q0 * d, r1 = t1 - q1 * d
+                e += r0 * r0; s += t0 * t0
+                mx = vmax(mx, vmax(vabs(r0), vabs(r1)))
+                storeNibbles(q0, q1, blk + 2 + 8 * v)
+            }
+            for v in V / 2 ..< V {
+                let t = load8(x + 8 * v)
+                let r = t - clamp((t * id).rounded(.toNearestOrEven), lo, hi) * d
+                e += r * r; s += t * t
+            }
+            stats.sumSquaredError += Double(laneSum(e))
+            stats.sumSquaredSignal += Double(laneSum(s))
+            stats.maxAbsError = max(stats.maxAbsError, Double(laneMax(mx)))
+            stats.count += g
         }
         return stats
+    }
+
+    /// Small whole numbers held in floats → their integer bits, without a float→int conversion
+    /// call: adding 1.5·2²³ puts the integer in the low mantissa bits.
+    @inline(__always) static func intBits(_ v: SIMD8<Float>) -> SIMD8<UInt32> {
+        unsafeBitCast(v + SIMD8<Float>(repeating: 12_582_912), to: SIMD8<UInt32>.self)
+    }
+
+    /// Eight bytes (q0 + 8) | (q1 + 8) << 4.
+    @inline(__always) static func storeNibbles(_ q0: SIMD8<Float>, _ q1: SIMD8<Float>, _ p: UnsafeMutableRawPointer) {
+        let eight = SIMD8<Float>(repeating: 8)
+        let b = (intBits(q0 + eight) & 0xF) | ((intBits(q1 + eight) & 0xF) &<< 4)
+        p.storeBytes(of: SIMD8<UInt8>(truncatingIfNeeded: b), as: SIMD8<UInt8>.self)
+    }
+
+    /// `signedMax` with the magnitude found eight lanes at a time; the scalar scan runs only when
+    /// a positive and a negative weight tie for the largest magnitude (then the first one wins).
+    @inline(__always) static func signedMaxSIMD(_ x: UnsafePointer<Float>, _ V: Int) -> Float {
+        var mx = load8(x), mn = mx
+        for v in 1 ..< V {
+            let t = load8(x + 8 * v)
+            mx = vmax(mx, t)
+            mn.replace(with: t, where: t .< mn)
+        }
+        let hiv = laneMax(mx)
+        let lov = -laneMax(-mn)
+        if hiv > -lov { return hiv }
+        if hiv < -lov { return lov }
+        return signedMax(x, 8 * V)
     }
 
     static func q8Row(_ src: UnsafePointer<Float>, _ count: Int, _ dst: UnsafeMutableRawPointer, V: Int) -> TensorError {
@@ -142,7 +180,7 @@ extension Quantizer {
             for v in 0 ..< V {
                 let t = load8(x + 8 * v)
                 let qq = clamp((t * id).rounded(.toNearestOrEven), lo, hi)
-                for l in 0 ..< 8 { blk.storeBytes(of: Int8(qq[l]), toByteOffset: 2 + 8 * v + l, as: Int8.self) }
+                (blk + 2 + 8 * v).storeBytes(of: SIMD8<UInt8>(truncatingIfNeeded: intBits(qq)), as: SIMD8<UInt8>.self)
                 let r = t - qq * ds
                 e += r * r; s += t * t; mx = vmax(mx, vabs(r))
             }
