@@ -81,7 +81,14 @@ public final class ThreadPool: @unchecked Sendable {
                 pthread_mutex_lock(mutex); pthread_cond_broadcast(cond); pthread_mutex_unlock(mutex)
             }
             b(Self.chunk(0, of: t, n), 0)
-            while pending.load(ordering: .acquiring) > 0 { cpuRelax() }
+            // Spin, but yield once in a while: on an oversubscribed machine a worker may be
+            // waiting for this very core, and a pure spin would hold it for a whole time slice
+            // (measured: 3.8 ms per call on 2 busy cores).
+            var spins = 0
+            while pending.load(ordering: .acquiring) > 0 {
+                cpuRelax(); spins += 1
+                if spins & 1023 == 0 { sched_yield() }
+            }
             job = nil
         }
     }
@@ -97,6 +104,7 @@ public final class ThreadPool: @unchecked Sendable {
                     cpuRelax()
                     g = generation.load(ordering: .acquiring)
                     spins += 1
+                    if spins & 1023 == 0 { sched_yield() }   // see parallelFor
                     if spins & 255 == 0 && DispatchTime.now().uptimeNanoseconds - start > spinNanoseconds {
                         pthread_mutex_lock(mutex)
                         sleepers.add(1, ordering: .sequentiallyConsistent)
