@@ -56,6 +56,9 @@ let package = Package(
                           swiftSettings: [.swiftLanguageMode(.v5)]),
         .executableTarget(name: "kimi-run", dependencies: ["KimiRuntime", "KimiCLI"], path: "Sources/kimi-run",
                           swiftSettings: [.swiftLanguageMode(.v5)]),
+        // Kernel micro-benchmarks (scripts/bench/kernels.sh); not part of the product.
+        .executableTarget(name: "kimi-bench-kernels", dependencies: ["KimiRuntime", "KAF"], path: "Sources/kimi-bench-kernels",
+                          swiftSettings: fastSwift + [.swiftLanguageMode(.v5)]),
         .executableTarget(name: "kimi-parity", dependencies: ["KimiRuntime", "KimiCLI"], path: "Sources/kimi-parity",
                           swiftSettings: [.swiftLanguageMode(.v5)]),
 

@@ -99,7 +99,7 @@ struct Chat: ParsableCommand {
         var o = TextChat.Options()
         o.maxTokens = maxTokens
         o.text = Sampler(temperature: textTemperature, topK: textTopK, penalty: textPenalty, window: 16, seed: seed)
-        let chat = try TextChat(file: f, contextLength: context, options: o)
+        let chat = try TextChat(file: f, contextLength: context, threads: threads ?? 0, options: o)
         func answer(_ p: String) throws {
             let turn = try chat.respond(to: p) { piece in if !json { print(piece, terminator: ""); fflush(stdout) } }
             if json {

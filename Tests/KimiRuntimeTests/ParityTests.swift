@@ -36,8 +36,9 @@ import Foundation
     }
 
     /// Quantized files vs the f32 reference, reported and bounded (tiny random weights have near-tied
-    /// logits, so top-1 is a weak signal here; cosine is the bound).
-    @Test(arguments: [(PrecisionPolicy.Mode.quantized(bits: 8, group: 32), 0.9999, 0.9), (.quantized(bits: 4, group: 32), 0.98, 0.5)])
+    /// logits, so top-1 is a weak signal here; cosine is the bound). Measured with int8 activations:
+    /// q8 cosine 0.99985 / top-1 0.96; q4 0.988 / 0.57 (audio head).
+    @Test(arguments: [(PrecisionPolicy.Mode.quantized(bits: 8, group: 32), 0.9995, 0.9), (.quantized(bits: 4, group: 32), 0.98, 0.5)])
     func quantizedStaysClose(_ c: (PrecisionPolicy.Mode, Double, Double)) throws {
         var tol = Parity.Tolerance()
         tol.maxAbs = 1; tol.minCosine = c.1; tol.minTop1 = c.2; tol.greedyMustMatch = false

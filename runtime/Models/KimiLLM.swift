@@ -43,11 +43,11 @@ public struct LLMConfig: Sendable {
 /// One Qwen2 decoder layer (trunk and MIMO layers are the same, spec §3.4).
 struct DecoderLayer {
     let inputNorm, postNorm: [Float]
-    let q, k, v, o, gate, up, down: Matrix
+    let q, k, v, o, gate, up, down: WeightMatrix
     let qBias, kBias, vBias: [Float]
 
     init(_ f: KAFFile, _ p: String, _ c: LLMConfig) throws {
-        func m(_ n: String) throws -> Matrix { try Matrix(try f.tensor(p + n), name: p + n, file: f.path) }
+        func m(_ n: String) throws -> WeightMatrix { try WeightMatrix.load(f, p + n) }
         func v(_ n: String, _ count: Int) throws -> [Float] { try Vector(try f.tensor(p + n), name: p + n, file: f.path, count: count).values }
         let kv = c.kvHeads * c.headDim
         inputNorm = try v("input_layernorm.weight", c.hidden); postNorm = try v("post_attention_layernorm.weight", c.hidden)
@@ -55,7 +55,7 @@ struct DecoderLayer {
         self.v = try m("self_attn.v_proj.weight"); o = try m("self_attn.o_proj.weight")
         qBias = try v("self_attn.q_proj.bias", c.hidden); kBias = try v("self_attn.k_proj.bias", kv); vBias = try v("self_attn.v_proj.bias", kv)
         gate = try m("mlp.gate_proj.weight"); up = try m("mlp.up_proj.weight"); down = try m("mlp.down_proj.weight")
-        let shapes: [(Matrix, Int, Int, String)] = [(q, c.hidden, c.hidden, "q_proj"), (k, kv, c.hidden, "k_proj"), (self.v, kv, c.hidden, "v_proj"),
+        let shapes: [(WeightMatrix, Int, Int, String)] = [(q, c.hidden, c.hidden, "q_proj"), (k, kv, c.hidden, "k_proj"), (self.v, kv, c.hidden, "v_proj"),
                                                     (o, c.hidden, c.hidden, "o_proj"), (gate, c.ffn, c.hidden, "gate_proj"),
                                                     (up, c.ffn, c.hidden, "up_proj"), (down, c.hidden, c.ffn, "down_proj")]
         for (w, r, cols, n) in shapes where w.rows != r || w.cols != cols {
@@ -70,26 +70,30 @@ struct DecoderLayer {
 public final class KimiLLM {
     public let config: LLMConfig
     let file: KAFFile
-    let embed: Matrix
+    let embed: WeightMatrix
     let layers: [DecoderLayer]
     let mimo: [DecoderLayer]
     let norm, mimoNorm: [Float]
-    let lmHead: Matrix
-    let mimoOutput: Matrix?
-    let adaptor: (w0: Matrix, b0: [Float], w3: Matrix, b3: [Float], lnW: [Float], lnB: [Float])?
+    let lmHead: WeightMatrix
+    let mimoOutput: WeightMatrix?
+    let adaptor: (w0: WeightMatrix, b0: [Float], w3: WeightMatrix, b3: [Float], lnW: [Float], lnB: [Float])?
     let invFreq: [Float]
 
     // State: KV caches [layer][position][kvHeads·headDim] (trunk layers, then MIMO layers), scratch.
     let contextLength: Int
     private let kCache, vCache: [UnsafeMutablePointer<Float>]
     private let x, m, xb, q, kv, att, attOut, hb, hb2, rowScratch, adaptorA, adaptorB: UnsafeMutablePointer<Float>
+    /// Matrix-vector products run on this pool; quantized weights take the int8 path with the
+    /// input quantized once per 32 into `xqScratch`.
+    let pool: ThreadPool
+    private let xqScratch: UnsafeMutableRawPointer
     public let textLogits, audioLogits: UnsafeMutablePointer<Float>
 
-    public init(file: KAFFile, contextLength requested: Int? = nil) throws {
+    public init(file: KAFFile, contextLength requested: Int? = nil, threads: Int = 0) throws {
         let c = try LLMConfig(meta: file.meta, file: file.path)
         config = c
         self.file = file
-        func mat(_ n: String) throws -> Matrix { try Matrix(try file.tensor(n), name: n, file: file.path) }
+        func mat(_ n: String) throws -> WeightMatrix { try WeightMatrix.load(file, n) }
         func vec(_ n: String, _ count: Int) throws -> [Float] { try Vector(try file.tensor(n), name: n, file: file.path, count: count).values }
         embed = try mat("llm.embed_tokens.weight")
         guard embed.rows == c.vocab, embed.cols == c.hidden else { throw FormatError(file.path, "llm.embed_tokens.weight does not match the config") }
@@ -120,11 +124,27 @@ public final class KimiLLM {
         att = buf(ctx); attOut = buf(c.hidden); hb = buf(c.ffn); hb2 = buf(c.ffn)
         rowScratch = buf(widest); adaptorA = buf(c.hidden); adaptorB = buf(c.hidden)
         textLogits = buf(lmHead.rows); audioLogits = buf(mimoOutput?.rows ?? 1)
+        pool = ThreadPool(threads: threads)
+        xqScratch = .allocate(byteCount: QuantizedActivations.scratchBytes(count: widest), alignment: 64)
+    }
+
+    /// y = W·x (+ bias), rows split over the pool. `x` holds `w.cols` floats.
+    func linear(_ w: WeightMatrix, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, bias: [Float]? = nil) {
+        var xq: QuantizedActivations? = nil
+        if w.wantsQuantizedInput && w.cols % QuantizedActivations.block == 0 {
+            let a = QuantizedActivations(scratch: xqScratch, count: w.cols)
+            quantizeActivations(x, into: a)
+            xq = a
+        }
+        let shared = xq
+        pool.parallelFor(n: w.rows) { r in matvec(w, x: x, xq: shared, y: y, rows: r) }
+        if let b = bias { for i in 0 ..< w.rows { y[i] += b[i] } }
     }
 
     deinit {
         for p in kCache + vCache { p.deallocate() }
         for p in [x, m, xb, q, kv, att, attOut, hb, hb2, rowScratch, adaptorA, adaptorB, textLogits, audioLogits] { p.deallocate() }
+        xqScratch.deallocate()
     }
 
     /// Runs position `pos`. Inputs follow spec §3.3: the audio-stream id, the text-stream id added
@@ -141,9 +161,9 @@ public final class KimiLLM {
         if c.isKimi {
             if let f = feature, let a = adaptor {
                 // Adaptor: Linear → SiLU → Linear → LayerNorm (spec §3.3), then (E[a] + ·)·√2.
-                Ops.linear(a.w0, f, adaptorA, bias: a.b0, scratch: rowScratch)
+                linear(a.w0, f, adaptorA, bias: a.b0)
                 for i in 0 ..< c.hidden { adaptorA[i] = Ops.silu(adaptorA[i]) }
-                Ops.linear(a.w3, adaptorA, adaptorB, bias: a.b3, scratch: rowScratch)
+                linear(a.w3, adaptorA, adaptorB, bias: a.b3)
                 Ops.layerNorm(adaptorB, a.lnW, a.lnB, eps: 1e-6, adaptorA, count: c.hidden)
                 let sqrt2 = Float(2).squareRoot()
                 for i in 0 ..< c.hidden { x[i] = (x[i] + adaptorA[i]) * sqrt2 }
@@ -159,11 +179,11 @@ public final class KimiLLM {
             if runMimo && l == c.mimoFrom { m.update(from: x, count: c.hidden) }
         }
         Ops.rmsNorm(x, norm, eps: c.eps, xb, count: c.hidden)
-        Ops.linear(lmHead, xb, textLogits, scratch: rowScratch)
+        linear(lmHead, xb, textLogits)
         if runMimo, let out = mimoOutput {
             for (j, layer) in mimo.enumerated() { runLayer(layer, cache: c.layers + j, h: m, pos: pos) }
             Ops.rmsNorm(m, mimoNorm, eps: c.eps, xb, count: c.hidden)
-            Ops.linear(out, xb, audioLogits, scratch: rowScratch)
+            linear(out, xb, audioLogits)
         }
     }
 
@@ -171,10 +191,10 @@ public final class KimiLLM {
     private func runLayer(_ L: DecoderLayer, cache: Int, h: UnsafeMutablePointer<Float>, pos: Int) {
         let c = config, hd = c.headDim, kvDim = c.kvHeads * hd
         Ops.rmsNorm(h, L.inputNorm, eps: c.eps, xb, count: c.hidden)
-        Ops.linear(L.q, xb, q, bias: L.qBias, scratch: rowScratch)
+        linear(L.q, xb, q, bias: L.qBias)
         let kRow = kCache[cache] + pos * kvDim, vRow = vCache[cache] + pos * kvDim
-        Ops.linear(L.k, xb, kRow, bias: L.kBias, scratch: rowScratch)
-        Ops.linear(L.v, xb, vRow, bias: L.vBias, scratch: rowScratch)
+        linear(L.k, xb, kRow, bias: L.kBias)
+        linear(L.v, xb, vRow, bias: L.vBias)
         Ops.ropeHalf(q, heads: c.heads, headDim: hd, pos: pos, invFreq: invFreq)
         Ops.ropeHalf(kRow, heads: c.kvHeads, headDim: hd, pos: pos, invFreq: invFreq)
         let group = c.heads / c.kvHeads, scale = 1 / Float(hd).squareRoot()
@@ -194,13 +214,13 @@ public final class KimiLLM {
                 for i in 0 ..< hd { o[i] += a * vt[i] }
             }
         }
-        Ops.linear(L.o, attOut, xb, scratch: rowScratch)
+        linear(L.o, attOut, xb)
         for i in 0 ..< c.hidden { h[i] += xb[i] }
         Ops.rmsNorm(h, L.postNorm, eps: c.eps, xb, count: c.hidden)
-        Ops.linear(L.gate, xb, hb, scratch: rowScratch)
-        Ops.linear(L.up, xb, hb2, scratch: rowScratch)
+        linear(L.gate, xb, hb)
+        linear(L.up, xb, hb2)
         for i in 0 ..< c.ffn { hb[i] = Ops.silu(hb[i]) * hb2[i] }
-        Ops.linear(L.down, hb, xb, scratch: rowScratch)
+        linear(L.down, hb, xb)
         for i in 0 ..< c.hidden { h[i] += xb[i] }
     }
 }

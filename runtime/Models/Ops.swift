@@ -7,7 +7,7 @@ import Glibc
 /// (runtime/Kernels) replace the hot ones behind these names; these stay the oracle.
 public enum Ops {
     /// y[r] = W[r,:]·x (+ b[r]) for every row; `scratch` holds one dequantized row.
-    public static func linear(_ w: Matrix, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
+    public static func linear(_ w: WeightMatrix, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
                               bias: [Float]? = nil, scratch: UnsafeMutablePointer<Float>) {
         for r in 0 ..< w.rows {
             w.dequantizeRow(r, into: scratch)

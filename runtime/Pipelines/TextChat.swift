@@ -25,8 +25,8 @@ public final class TextChat {
     private var history: [(role: String, text: String)] = []
     private let special: [String: Int]
 
-    public init(file: KAFFile, contextLength: Int? = nil, options: Options = Options()) throws {
-        llm = try KimiLLM(file: file, contextLength: contextLength)
+    public init(file: KAFFile, contextLength: Int? = nil, threads: Int = 0, options: Options = Options()) throws {
+        llm = try KimiLLM(file: file, contextLength: contextLength, threads: threads)
         tokenizer = try TiktokenBPE(kaf: file)
         self.options = options
         special = Dictionary(tokenizer.specials.map { ($0.value, $0.key) }, uniquingKeysWith: { a, _ in a })
