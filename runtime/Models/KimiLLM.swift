@@ -81,12 +81,14 @@ public final class KimiLLM {
 
     // State: KV caches [layer][position][kvHeads·headDim] (trunk layers, then MIMO layers), scratch.
     let contextLength: Int
-    private let kCache, vCache: [UnsafeMutablePointer<Float>]
+    let kCache, vCache: [UnsafeMutablePointer<Float>]
     private let x, m, xb, q, kv, att, attOut, hb, hb2, rowScratch, adaptorA, adaptorB: UnsafeMutablePointer<Float>
     /// Matrix-vector products run on this pool; quantized weights take the int8 path with the
     /// input quantized once per 32 into `xqScratch`.
     let pool: ThreadPool
     private let xqScratch: UnsafeMutableRawPointer
+    let batch: BatchBuffers
+    var xbOne: UnsafeMutablePointer<Float> { xb }
     public let textLogits, audioLogits: UnsafeMutablePointer<Float>
 
     public init(file: KAFFile, contextLength requested: Int? = nil, threads: Int = 0) throws {
@@ -126,6 +128,10 @@ public final class KimiLLM {
         textLogits = buf(lmHead.rows); audioLogits = buf(mimoOutput?.rows ?? 1)
         pool = ThreadPool(threads: threads)
         xqScratch = .allocate(byteCount: QuantizedActivations.scratchBytes(count: widest), alignment: 64)
+        blasSetThreads(1)   // rows are split over our pool; sgemm runs inside each worker
+        let floatWeights = ([embed, lmHead] + layers.flatMap { [$0.q, $0.k, $0.v, $0.o, $0.gate, $0.up, $0.down] })
+        batch = BatchBuffers(c, maxBatch: 64, context: ctx, threads: pool.threadCount,
+                             blasFloats: floatWeights.map { matmulFloatScratchCount($0) }.max() ?? 0)
     }
 
     /// y = W·x (+ bias), rows split over the pool. `x` holds `w.cols` floats.
@@ -159,15 +165,7 @@ public final class KimiLLM {
         guard first >= 0, first < c.vocab, textId >= 0, textId < c.vocab else { throw FormatError(file.path, "token id out of range (audio \(audioId), text \(textId), vocab \(c.vocab))") }
         embed.dequantizeRow(first, into: x)
         if c.isKimi {
-            if let f = feature, let a = adaptor {
-                // Adaptor: Linear → SiLU → Linear → LayerNorm (spec §3.3), then (E[a] + ·)·√2.
-                linear(a.w0, f, adaptorA, bias: a.b0)
-                for i in 0 ..< c.hidden { adaptorA[i] = Ops.silu(adaptorA[i]) }
-                linear(a.w3, adaptorA, adaptorB, bias: a.b3)
-                Ops.layerNorm(adaptorB, a.lnW, a.lnB, eps: 1e-6, adaptorA, count: c.hidden)
-                let sqrt2 = Float(2).squareRoot()
-                for i in 0 ..< c.hidden { x[i] = (x[i] + adaptorA[i]) * sqrt2 }
-            }
+            if let f = feature { fuseFeature(f, into: x) }
             if addText {
                 embed.dequantizeRow(textId, into: rowScratch)
                 for i in 0 ..< c.hidden { x[i] += rowScratch[i] }
@@ -187,6 +185,40 @@ public final class KimiLLM {
         }
     }
 
+    /// row ← (row + adaptor(f))·√2: the adaptor is Linear → SiLU → Linear → LayerNorm (spec §3.3).
+    func fuseFeature(_ f: UnsafePointer<Float>, into row: UnsafeMutablePointer<Float>) {
+        guard let a = adaptor else { return }
+        let c = config
+        linear(a.w0, f, adaptorA, bias: a.b0)
+        for i in 0 ..< c.hidden { adaptorA[i] = Ops.silu(adaptorA[i]) }
+        linear(a.w3, adaptorA, adaptorB, bias: a.b3)
+        Ops.layerNorm(adaptorB, a.lnW, a.lnB, eps: 1e-6, adaptorA, count: c.hidden)
+        let sqrt2 = Float(2).squareRoot()
+        for i in 0 ..< c.hidden { row[i] = (row[i] + adaptorA[i]) * sqrt2 }
+    }
+
+    /// Causal GQA attention of one query row (all heads) at `pos` over cache `cache` → `out`.
+    func attend(_ q: UnsafePointer<Float>, cache: Int, pos: Int, out: UnsafeMutablePointer<Float>, scores: UnsafeMutablePointer<Float>) {
+        let c = config, hd = c.headDim, kvDim = c.kvHeads * hd
+        let group = c.heads / c.kvHeads, scale = 1 / Float(hd).squareRoot()
+        for head in 0 ..< c.heads {
+            let qh = q + head * hd, kvh = head / group   // GQA: contiguous groups of query heads
+            for t in 0 ... pos {
+                let kt = kCache[cache] + t * kvDim + kvh * hd
+                var s: Float = 0
+                for i in 0 ..< hd { s += qh[i] * kt[i] }
+                scores[t] = s * scale
+            }
+            Ops.softmax(scores, count: pos + 1)
+            let o = out + head * hd
+            for i in 0 ..< hd { o[i] = 0 }
+            for t in 0 ... pos {
+                let vt = vCache[cache] + t * kvDim + kvh * hd, a = scores[t]
+                for i in 0 ..< hd { o[i] += a * vt[i] }
+            }
+        }
+    }
+
     /// h ← layer(h) at `pos`, using KV cache `cache`.
     private func runLayer(_ L: DecoderLayer, cache: Int, h: UnsafeMutablePointer<Float>, pos: Int) {
         let c = config, hd = c.headDim, kvDim = c.kvHeads * hd
@@ -197,23 +229,7 @@ public final class KimiLLM {
         linear(L.v, xb, vRow, bias: L.vBias)
         Ops.ropeHalf(q, heads: c.heads, headDim: hd, pos: pos, invFreq: invFreq)
         Ops.ropeHalf(kRow, heads: c.kvHeads, headDim: hd, pos: pos, invFreq: invFreq)
-        let group = c.heads / c.kvHeads, scale = 1 / Float(hd).squareRoot()
-        for head in 0 ..< c.heads {
-            let qh = q + head * hd, kvh = head / group   // GQA: contiguous groups of query heads
-            for t in 0 ... pos {
-                let kt = kCache[cache] + t * kvDim + kvh * hd
-                var s: Float = 0
-                for i in 0 ..< hd { s += qh[i] * kt[i] }
-                att[t] = s * scale
-            }
-            Ops.softmax(att, count: pos + 1)
-            let o = attOut + head * hd
-            for i in 0 ..< hd { o[i] = 0 }
-            for t in 0 ... pos {
-                let vt = vCache[cache] + t * kvDim + kvh * hd, a = att[t]
-                for i in 0 ..< hd { o[i] += a * vt[i] }
-            }
-        }
+        attend(q, cache: cache, pos: pos, out: attOut, scores: att)
         linear(L.o, attOut, xb)
         for i in 0 ..< c.hidden { h[i] += xb[i] }
         Ops.rmsNorm(h, L.postNorm, eps: c.eps, xb, count: c.hidden)

@@ -119,25 +119,24 @@ public enum Parity {
         let wantAudio = g["out.audio_logits"] != nil
         if wantAudio && (llm.mimoOutput == nil) { throw FormatError(kaf.path, "the golden case needs audio logits, but this file has no MIMO branch") }
         let vocabOut = llm.lmHead.rows
-        var gotText = [Float](), gotAudio = [Float]()
-        gotText.reserveCapacity(T * vocabOut)
+        var gotText = [Float](repeating: 0, count: T * vocabOut)
+        var gotAudio = [Float](repeating: 0, count: wantAudio ? T * llm.mimoOutput!.rows : 0)
         let addText = textIds.reduce(0, +) != 0
-        var featureRow = 0
-        for p in 0 ..< T {
-            var feature: UnsafePointer<Float>? = nil
-            var holder: [Float] = []
-            if let mask, let features, p < mask.count, mask[p] != 0 {
-                let d = c.adaptorIn
-                guard (featureRow + 1) * d <= features.count else { throw FormatError(path, "in.whisper_features has fewer rows than continuous positions") }
-                holder = Array(features[featureRow * d ..< (featureRow + 1) * d])
-                featureRow += 1
+        // Continuous positions take the feature rows in order (one segment, spec §3.3).
+        var featureRows: [Int: Int] = [:]
+        if let mask, let features {
+            var r = 0
+            for p in 0 ..< min(T, mask.count) where mask[p] != 0 { featureRows[p] = r; r += 1 }
+            guard r * c.adaptorIn <= features.count else { throw FormatError(path, "in.whisper_features has fewer rows than continuous positions") }
+        }
+        let audioRows = llm.mimoOutput?.rows ?? 0
+        try (features ?? []).withUnsafeBufferPointer { fb in
+            let ptrs = featureRows.mapValues { fb.baseAddress! + $0 * c.adaptorIn }
+            try llm.prefill(audioIds: audioIds, textIds: textIds, addText: c.isKimi ? addText : true, features: ptrs,
+                            start: 0, wantAudio: wantAudio, wantLogits: { _ in true }) { p, text, audio in
+                for i in 0 ..< vocabOut { gotText[p * vocabOut + i] = text[i] }
+                if let audio { for i in 0 ..< audioRows { gotAudio[p * audioRows + i] = audio[i] } }
             }
-            try holder.withUnsafeBufferPointer { hb in
-                if !holder.isEmpty { feature = hb.baseAddress }
-                try llm.step(audioId: audioIds[p], textId: textIds[p], addText: c.isKimi ? addText : true, feature: feature, pos: p, wantAudio: wantAudio)
-            }
-            gotText += UnsafeBufferPointer(start: llm.textLogits, count: vocabOut)
-            if wantAudio { gotAudio += UnsafeBufferPointer(start: llm.audioLogits, count: llm.mimoOutput!.rows) }
         }
         var metrics = [compare("text_logits", got: gotText, want: try g.tensor(named: "out.text_logits").floats(), cols: vocabOut, tol: tol)]
         if wantAudio {

@@ -104,7 +104,7 @@ public final class TextChat {
             let (a, t) = kimiPrompt(messages)
             guard a.count < llm.contextLength else { throw FormatError(llm.file.path, "prompt of \(a.count) tokens is longer than the context (\(llm.contextLength))") }
             let addText = t.reduce(0, +) != 0
-            for p in 0 ..< a.count { try llm.step(audioId: a[p], textId: t[p], addText: addText, feature: nil, pos: p, wantAudio: false) }
+            try llm.prefill(audioIds: a, textIds: t, addText: addText, start: 0, wantAudio: false)
             pos = a.count
             promptTokens = pos
             tPrefill = DispatchTime.now().uptimeNanoseconds
@@ -120,7 +120,7 @@ public final class TextChat {
         } else {
             let ids = qwenPrompt(messages)
             guard ids.count < llm.contextLength else { throw FormatError(llm.file.path, "prompt of \(ids.count) tokens is longer than the context (\(llm.contextLength))") }
-            for p in 0 ..< ids.count { try llm.step(audioId: 0, textId: ids[p], addText: true, feature: nil, pos: p, wantAudio: false) }
+            try llm.prefill(audioIds: ids, textIds: ids, addText: true, start: 0, wantAudio: false)
             pos = ids.count
             promptTokens = pos
             tPrefill = DispatchTime.now().uptimeNanoseconds
