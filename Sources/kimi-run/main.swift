@@ -11,9 +11,10 @@ struct KimiRun: ParsableCommand {
         The model file comes from kimi-convert. Subcommands:
           info   what the file holds: components, tensors, types, sizes, bits per weight
           chat   text → text: answers a prompt, or one turn per line on stdin (history kept)
+          bench  LLM speed, llama-bench style: prefill of P tokens, then N decode steps
         Errors in the model file or the arguments print one line and exit with status 2.
         """,
-        subcommands: [Info.self, Chat.self])
+        subcommands: [Info.self, Chat.self, Bench.self])
 }
 
 struct Info: ParsableCommand {
@@ -117,6 +118,69 @@ struct Chat: ParsableCommand {
             if line.isEmpty { continue }
             try answer(line)
         }
+    }
+}
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure LLM prefill and decode speed (llama-bench style: pp P, tg N).",
+        discussion: "Token ids are fixed pseudo-random text ids; only the text head runs (no MIMO branch). Reports the best of --repetitions runs.")
+
+    @Argument(help: "The .kaf model file.") var model: String
+    @Option(name: [.customShort("p"), .long], help: "Prompt tokens for the prefill test (0 = skip).") var promptTokens = 512
+    @Option(name: [.customShort("n"), .long], help: "Generated tokens for the decode test (0 = skip).") var genTokens = 32
+    @Option(name: [.customShort("t"), .long], help: "Threads (default: all cores).") var threads: Int?
+    @Option(name: [.customShort("r"), .long], help: "Repetitions; the best is reported.") var repetitions = 2
+    @Flag(help: "Print one JSON object.") var json = false
+
+    func validate() throws {
+        if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1") }
+        if promptTokens < 0 || genTokens < 0 || repetitions < 1 { throw ValidationError("counts must be positive") }
+    }
+
+    func run() throws {
+        let f = try KAFFile(path: model)
+        let llm = try KimiLLM(file: f, contextLength: promptTokens + genTokens + 1, threads: threads ?? 0)
+        let c = llm.config
+        var rng = SplitMix64(seed: 42)
+        let textVocab = min(c.tokenOffset, 150_000)
+        let ids = (0 ..< max(promptTokens, 1)).map { _ in Int(rng.next() % UInt64(textVocab)) }
+        let blank = c.isKimi ? (TokenizerSpecials.blank(f) ?? 0) : 0
+        func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
+        var pp = 0.0, tg = 0.0
+        for _ in 0 ..< repetitions {
+            if promptTokens > 0 {
+                let t0 = now()
+                try llm.prefill(audioIds: c.isKimi ? Array(repeating: blank, count: promptTokens) : Array(ids.prefix(promptTokens)),
+                                textIds: Array(ids.prefix(promptTokens)), addText: true, start: 0, wantAudio: false)
+                pp = max(pp, Double(promptTokens) / (now() - t0))
+            }
+            if genTokens > 0 {
+                let t0 = now()
+                for i in 0 ..< genTokens {
+                    try llm.step(audioId: blank, textId: ids[i % ids.count], addText: true, feature: nil, pos: promptTokens + i, wantAudio: false)
+                }
+                tg = max(tg, Double(genTokens) / (now() - t0))
+            }
+        }
+        let weights = f.entries.filter { $0.component == "llm" }.reduce(0) { $0 + $1.storedSize }
+        if json {
+            print(JSONValue.object(["model": .string(model), "threads": .int(Int64(llm.pool.threadCount)),
+                                    "pp_tokens": .int(Int64(promptTokens)), "pp_tokens_per_second": .double(pp),
+                                    "tg_tokens": .int(Int64(genTokens)), "tg_tokens_per_second": .double(tg),
+                                    "llm_weight_bytes": .int(Int64(weights))]).serialized())
+        } else {
+            print("model: \(model) (LLM weights \(formatBytes(weights))), threads \(llm.pool.threadCount)")
+            if promptTokens > 0 { print(String(format: "pp%d: %.2f tokens/s", promptTokens, pp)) }
+            if genTokens > 0 { print(String(format: "tg%d: %.2f tokens/s", genTokens, tg)) }
+        }
+    }
+}
+
+enum TokenizerSpecials {
+    static func blank(_ f: KAFFile) -> Int? {
+        f.meta["components"]?["tokenizer"]?["special_tokens"]?.arrayValue?
+            .first { $0["name"]?.stringValue == "<|im_kimia_text_blank|>" }?["id"]?.intValue
     }
 }
 

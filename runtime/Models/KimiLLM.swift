@@ -85,7 +85,7 @@ public final class KimiLLM {
     private let x, m, xb, q, kv, att, attOut, hb, hb2, rowScratch, adaptorA, adaptorB: UnsafeMutablePointer<Float>
     /// Matrix-vector products run on this pool; quantized weights take the int8 path with the
     /// input quantized once per 32 into `xqScratch`.
-    let pool: ThreadPool
+    public let pool: ThreadPool
     private let xqScratch: UnsafeMutableRawPointer
     let batch: BatchBuffers
     var xbOne: UnsafeMutablePointer<Float> { xb }
