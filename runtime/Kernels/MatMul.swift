@@ -139,6 +139,7 @@ public func matmulFloat(_ w: WeightMatrix, _ X: UnsafePointer<Float>, ldx: Int, 
     switch w.dtype {
     case .f16: while k < K8 { d.storeBytes(of: loadF16x8(p + 2 * k), toByteOffset: 4 * k, as: SIMD8<Float>.self); k += 8 }
     case .bf16: while k < K8 { d.storeBytes(of: loadBF16x8(p + 2 * k), toByteOffset: 4 * k, as: SIMD8<Float>.self); k += 8 }
+    case .q8_g32, .q8_g64, .q8_g128, .q4_g32, .q4_g64, .q4_g128: dequantizeRowFast(w.dtype, p, K, dst); return
     default: break
     }
     if k < K { dequantizeRow_ref(w.dtype, p + k * (w.dtype == .f32 ? 4 : 2), count: K - k, into: dst + k) }
@@ -205,11 +206,40 @@ public func matmulFloatTiled(_ w: WeightMatrix, _ X: UnsafePointer<Float>, ldx: 
     }
 }
 
-/// Dispatch: float weights → sgemm (measured faster than the tiled kernel, see the benchmark),
-/// quantized weights → integer tiles on `xq` (required).
+/// q8/q4 row → f32, block by block (prefill widens weights for sgemm; exact, like dequantizeRow_ref).
+@inline(__always) func dequantizeRowFast(_ t: DType, _ p: UnsafeRawPointer, _ K: Int, _ dst: UnsafeMutablePointer<Float>) {
+    let g = t.groupSize, bb = t.traits.blockBytes
+    if t.traits.quantBits == 8 {
+        for b in 0 ..< K / g {
+            let blk = p + b * bb, o = dst + b * g
+            let dv = f16ToFloat(blk.loadUnaligned(as: UInt16.self))
+            let q = (blk + 2).assumingMemoryBound(to: Int8.self)
+            for j in 0 ..< g { o[j] = dv * Float(q[j]) }
+        }
+    } else {
+        let h = g / 2
+        for b in 0 ..< K / g {
+            let blk = p + b * bb, o = dst + b * g
+            let dv = f16ToFloat(blk.loadUnaligned(as: UInt16.self))
+            let q = (blk + 2).assumingMemoryBound(to: UInt8.self)
+            for j in 0 ..< h {
+                o[j] = dv * Float(Int32(q[j] & 0x0F) - 8)
+                o[j + h] = dv * Float(Int32(q[j] >> 4) - 8)
+            }
+        }
+    }
+}
+
+/// Batches at least this large widen q8/q4 weights to f32 and use sgemm: the widening is paid
+/// once per weight and batch, and sgemm runs several times faster than the integer tiles.
+public let matmulWidenThreshold = 48
+
+/// Dispatch: float weights → sgemm (measured faster than the tiled kernel, see the benchmark);
+/// quantized weights → sgemm on widened rows for large batches (with `scratch`), else integer
+/// tiles on `xq` (required then).
 public func matmul(_ w: WeightMatrix, X: UnsafePointer<Float>, ldx: Int, xq: QuantizedActivations?, tokens T: Int,
                    Y: UnsafeMutablePointer<Float>, ldy: Int, rows: Range<Int>, scratch: UnsafeMutablePointer<Float>?) {
-    if w.dtype.isFloat {
+    if w.dtype.isFloat || (T >= matmulWidenThreshold && scratch != nil) {
         matmulFloat(w, X, ldx: ldx, tokens: T, Y, ldy: ldy, rows: rows, scratch: scratch)
     } else {
         matmulQuant(w, xq!, Y, ldy: ldy, rows: rows)

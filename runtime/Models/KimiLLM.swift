@@ -40,6 +40,33 @@ public struct LLMConfig: Sendable {
     }
 }
 
+/// Σ a[i]·b[i], eight lanes at a time (head dims are multiples of 8; the tail loop covers the rest).
+@inline(__always) func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
+    var acc = SIMD8<Float>.zero
+    var i = 0
+    while i + 8 <= n {
+        acc.addProduct(UnsafeRawPointer(a + i).loadUnaligned(as: SIMD8<Float>.self), UnsafeRawPointer(b + i).loadUnaligned(as: SIMD8<Float>.self))
+        i += 8
+    }
+    var s = acc.sum()
+    while i < n { s += a[i] * b[i]; i += 1 }
+    return s
+}
+
+/// y[i] += a·x[i].
+@inline(__always) func axpy(_ a: Float, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
+    var i = 0
+    let av = SIMD8<Float>(repeating: a)
+    while i + 8 <= n {
+        let yp = UnsafeMutableRawPointer(y + i)
+        var v = yp.loadUnaligned(as: SIMD8<Float>.self)
+        v.addProduct(av, UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Float>.self))
+        yp.storeBytes(of: v, as: SIMD8<Float>.self)
+        i += 8
+    }
+    while i < n { y[i] += a * x[i]; i += 1 }
+}
+
 /// One Qwen2 decoder layer (trunk and MIMO layers are the same, spec §3.4).
 struct DecoderLayer {
     let inputNorm, postNorm: [Float]
@@ -130,7 +157,7 @@ public final class KimiLLM {
         xqScratch = .allocate(byteCount: QuantizedActivations.scratchBytes(count: widest), alignment: 64)
         blasSetThreads(1)   // rows are split over our pool; sgemm runs inside each worker
         let floatWeights = ([embed, lmHead] + layers.flatMap { [$0.q, $0.k, $0.v, $0.o, $0.gate, $0.up, $0.down] })
-        batch = BatchBuffers(c, maxBatch: 64, context: ctx, threads: pool.threadCount,
+        batch = BatchBuffers(c, maxBatch: min(256, ctx), context: ctx, threads: pool.threadCount,
                              blasFloats: floatWeights.map { matmulFloatScratchCount($0) }.max() ?? 0)
     }
 
@@ -176,11 +203,11 @@ public final class KimiLLM {
             runLayer(layer, cache: l, h: x, pos: pos)
             if runMimo && l == c.mimoFrom { m.update(from: x, count: c.hidden) }
         }
-        Ops.rmsNorm(x, norm, eps: c.eps, xb, count: c.hidden)
+        rmsNorm(x, weight: norm, eps: c.eps, xb, count: c.hidden)
         linear(lmHead, xb, textLogits)
         if runMimo, let out = mimoOutput {
             for (j, layer) in mimo.enumerated() { runLayer(layer, cache: c.layers + j, h: m, pos: pos) }
-            Ops.rmsNorm(m, mimoNorm, eps: c.eps, xb, count: c.hidden)
+            rmsNorm(m, weight: mimoNorm, eps: c.eps, xb, count: c.hidden)
             linear(out, xb, audioLogits)
         }
     }
@@ -203,26 +230,18 @@ public final class KimiLLM {
         let group = c.heads / c.kvHeads, scale = 1 / Float(hd).squareRoot()
         for head in 0 ..< c.heads {
             let qh = q + head * hd, kvh = head / group   // GQA: contiguous groups of query heads
-            for t in 0 ... pos {
-                let kt = kCache[cache] + t * kvDim + kvh * hd
-                var s: Float = 0
-                for i in 0 ..< hd { s += qh[i] * kt[i] }
-                scores[t] = s * scale
-            }
-            Ops.softmax(scores, count: pos + 1)
+            for t in 0 ... pos { scores[t] = dot(qh, kCache[cache] + t * kvDim + kvh * hd, hd) * scale }
+            softmax(scores, count: pos + 1)
             let o = out + head * hd
             for i in 0 ..< hd { o[i] = 0 }
-            for t in 0 ... pos {
-                let vt = vCache[cache] + t * kvDim + kvh * hd, a = scores[t]
-                for i in 0 ..< hd { o[i] += a * vt[i] }
-            }
+            for t in 0 ... pos { axpy(scores[t], vCache[cache] + t * kvDim + kvh * hd, o, hd) }
         }
     }
 
     /// h ← layer(h) at `pos`, using KV cache `cache`.
     private func runLayer(_ L: DecoderLayer, cache: Int, h: UnsafeMutablePointer<Float>, pos: Int) {
         let c = config, hd = c.headDim, kvDim = c.kvHeads * hd
-        Ops.rmsNorm(h, L.inputNorm, eps: c.eps, xb, count: c.hidden)
+        rmsNorm(h, weight: L.inputNorm, eps: c.eps, xb, count: c.hidden)
         linear(L.q, xb, q, bias: L.qBias)
         let kRow = kCache[cache] + pos * kvDim, vRow = vCache[cache] + pos * kvDim
         linear(L.k, xb, kRow, bias: L.kBias)
@@ -232,10 +251,10 @@ public final class KimiLLM {
         attend(q, cache: cache, pos: pos, out: attOut, scores: att)
         linear(L.o, attOut, xb)
         for i in 0 ..< c.hidden { h[i] += xb[i] }
-        Ops.rmsNorm(h, L.postNorm, eps: c.eps, xb, count: c.hidden)
+        rmsNorm(h, weight: L.postNorm, eps: c.eps, xb, count: c.hidden)
         linear(L.gate, xb, hb)
         linear(L.up, xb, hb2)
-        for i in 0 ..< c.ffn { hb[i] = Ops.silu(hb[i]) * hb2[i] }
+        swiglu(gate: hb, up: hb2, hb, count: c.ffn)
         linear(L.down, hb, xb)
         for i in 0 ..< c.hidden { h[i] += xb[i] }
     }

@@ -27,7 +27,7 @@ extension KimiLLM {
     func linearBatch(_ w: WeightMatrix, _ X: UnsafePointer<Float>, _ n: Int, _ Y: UnsafeMutablePointer<Float>, ldy: Int, bias: [Float]? = nil) {
         let B = batch
         var xq: QuantizedActivations? = nil
-        if w.wantsQuantizedInput {
+        if w.wantsQuantizedInput && n < matmulWidenThreshold {
             let a = QuantizedActivations(scratch: B.xq, count: w.cols, rows: n)
             quantizeActivations(X, ldx: w.cols, into: a)
             xq = a
@@ -81,10 +81,10 @@ extension KimiLLM {
             for t in 0 ..< n {
                 let p = done + t
                 guard wantLogits(p) || p == total - 1 else { continue }
-                Ops.rmsNorm(B.x + t * c.hidden, norm, eps: c.eps, xbOne, count: c.hidden)
+                rmsNorm(B.x + t * c.hidden, weight: norm, eps: c.eps, xbOne, count: c.hidden)
                 linear(lmHead, xbOne, textLogits)
                 if runMimo, let out = mimoOutput {
-                    Ops.rmsNorm(B.m + t * c.hidden, mimoNorm, eps: c.eps, xbOne, count: c.hidden)
+                    rmsNorm(B.m + t * c.hidden, weight: mimoNorm, eps: c.eps, xbOne, count: c.hidden)
                     linear(out, xbOne, audioLogits)
                 }
                 if wantLogits(p) { logitsFor(p, textLogits, runMimo ? UnsafePointer(audioLogits) : nil) }
@@ -96,7 +96,7 @@ extension KimiLLM {
     /// h[t] ← layer(h[t]) for positions pos0 ..< pos0+n, causal over the cache.
     private func runLayerBatch(_ L: DecoderLayer, cache: Int, h: UnsafeMutablePointer<Float>, n: Int, pos0: Int) {
         let c = config, B = batch, hd = c.headDim, kvDim = c.kvHeads * hd, D = c.hidden
-        for t in 0 ..< n { Ops.rmsNorm(h + t * D, L.inputNorm, eps: c.eps, B.xb + t * D, count: D) }
+        for t in 0 ..< n { rmsNorm(h + t * D, weight: L.inputNorm, eps: c.eps, B.xb + t * D, count: D) }
         linearBatch(L.q, B.xb, n, B.q, ldy: D, bias: L.qBias)
         let kBase = kCache[cache] + pos0 * kvDim, vBase = vCache[cache] + pos0 * kvDim
         linearBatch(L.k, B.xb, n, kBase, ldy: kvDim, bias: L.kBias)
@@ -109,10 +109,10 @@ extension KimiLLM {
         for t in 0 ..< n { attend(B.q + t * D, cache: cache, pos: pos0 + t, out: B.xb + t * D, scores: B.att) }
         linearBatch(L.o, B.xb, n, B.q, ldy: D)
         for i in 0 ..< n * D { h[i] += B.q[i] }
-        for t in 0 ..< n { Ops.rmsNorm(h + t * D, L.postNorm, eps: c.eps, B.xb + t * D, count: D) }
+        for t in 0 ..< n { rmsNorm(h + t * D, weight: L.postNorm, eps: c.eps, B.xb + t * D, count: D) }
         linearBatch(L.gate, B.xb, n, B.hb, ldy: c.ffn)
         linearBatch(L.up, B.xb, n, B.hb2, ldy: c.ffn)
-        for i in 0 ..< n * c.ffn { B.hb[i] = Ops.silu(B.hb[i]) * B.hb2[i] }
+        swiglu(gate: B.hb, up: B.hb2, B.hb, count: n * c.ffn)
         linearBatch(L.down, B.hb, n, B.q, ldy: D)
         for i in 0 ..< n * D { h[i] += B.q[i] }
     }
