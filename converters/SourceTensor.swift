@@ -48,27 +48,22 @@ public struct StoredTensor: TensorProducer, @unchecked Sendable {
         self.element = element; self.bytes = bytes; self.owner = owner
     }
 
-    public init(_ t: SafetensorsTensor) throws {
-        let e: SourceFloat
-        switch t.dtype {
-        case .f32: e = .f32
-        case .f16: e = .f16
-        case .bf16: e = .bf16
-        case .f64: e = .f64
-        default: throw FormatError(t.path, "tensor '\(t.name)' has dtype \(t.dtype.name); a float weight was expected")
+    /// The float element type named `dtype` (safetensors and PyTorch use the same four), or an
+    /// error: weights must be floats.
+    static func element(_ dtype: String, name: String, file: String) throws -> SourceFloat {
+        guard let e = SourceFloat(rawValue: dtype.lowercased()) else {
+            throw FormatError(file, "tensor '\(name)' has dtype \(dtype); a float weight was expected")
         }
+        return e
+    }
+
+    public init(_ t: SafetensorsTensor) throws {
+        let e = try StoredTensor.element(t.dtype.name, name: t.name, file: t.path)
         self.init(shape: t.shape, file: t.path, name: t.name, element: e, bytes: t.bytes, owner: t.mapping)
     }
 
     public init(_ t: TorchTensor, name: String, file: String) throws {
-        let e: SourceFloat
-        switch t.dtype {
-        case .f32: e = .f32
-        case .f16: e = .f16
-        case .bf16: e = .bf16
-        case .f64: e = .f64
-        default: throw FormatError(file, "tensor '\(name)' has dtype \(t.dtype.rawValue); a float weight was expected")
-        }
+        let e = try StoredTensor.element(t.dtype.rawValue, name: name, file: file)
         guard let b = t.contiguousBytes else {
             throw FormatError(file, "tensor '\(name)' is not contiguous (strides \(t.strides) for shape \(t.shape))")
         }
