@@ -114,6 +114,8 @@ public final class KimiLLM {
     /// input quantized once per 32 into `xqScratch`.
     public let pool: ThreadPool
     private let xqScratch: UnsafeMutableRawPointer
+    /// Which input the scratch holds in int8 form (pointer, length), for `sameInput`.
+    private var quantizedInput: (UnsafePointer<Float>, Int)? = nil
     let batch: BatchBuffers
     var xbOne: UnsafeMutablePointer<Float> { xb }
     public let textLogits, audioLogits: UnsafeMutablePointer<Float>
@@ -161,13 +163,18 @@ public final class KimiLLM {
                              blasFloats: floatWeights.map { matmulFloatScratchCount($0) }.max() ?? 0)
     }
 
-    /// y = W·x (+ bias), rows split over the pool. `x` holds `w.cols` floats.
-    func linear(_ w: WeightMatrix, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, bias: [Float]? = nil) {
+    /// y = W·x (+ bias), rows split over the pool. `x` holds `w.cols` floats. `sameInput`: x is
+    /// the input of the previous call (q/k/v, gate/up), so its int8 form in the scratch is reused.
+    func linear(_ w: WeightMatrix, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, bias: [Float]? = nil, sameInput: Bool = false) {
         var xq: QuantizedActivations? = nil
         if w.wantsQuantizedInput && w.cols % QuantizedActivations.block == 0 {
             let a = QuantizedActivations(scratch: xqScratch, count: w.cols)
-            quantizeActivations(x, into: a)
+            let held = quantizedInput.map { $0.0 == x && $0.1 == w.cols } ?? false
+            if !(sameInput && held) { quantizeActivations(x, into: a) }
+            quantizedInput = (x, w.cols)
             xq = a
+        } else {
+            quantizedInput = nil
         }
         let shared = xq
         pool.parallelFor(n: w.rows) { r in matvec(w, x: x, xq: shared, y: y, rows: r) }
@@ -244,8 +251,8 @@ public final class KimiLLM {
         rmsNorm(h, weight: L.inputNorm, eps: c.eps, xb, count: c.hidden)
         linear(L.q, xb, q, bias: L.qBias)
         let kRow = kCache[cache] + pos * kvDim, vRow = vCache[cache] + pos * kvDim
-        linear(L.k, xb, kRow, bias: L.kBias)
-        linear(L.v, xb, vRow, bias: L.vBias)
+        linear(L.k, xb, kRow, bias: L.kBias, sameInput: true)
+        linear(L.v, xb, vRow, bias: L.vBias, sameInput: true)
         Ops.ropeHalf(q, heads: c.heads, headDim: hd, pos: pos, invFreq: invFreq)
         Ops.ropeHalf(kRow, heads: c.kvHeads, headDim: hd, pos: pos, invFreq: invFreq)
         attend(q, cache: cache, pos: pos, out: attOut, scores: att)
@@ -253,7 +260,7 @@ public final class KimiLLM {
         for i in 0 ..< c.hidden { h[i] += xb[i] }
         rmsNorm(h, weight: L.postNorm, eps: c.eps, xb, count: c.hidden)
         linear(L.gate, xb, hb)
-        linear(L.up, xb, hb2)
+        linear(L.up, xb, hb2, sameInput: true)
         swiglu(gate: hb, up: hb2, hb, count: c.ffn)
         linear(L.down, hb, xb)
         for i in 0 ..< c.hidden { h[i] += xb[i] }
