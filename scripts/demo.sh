@@ -19,3 +19,10 @@ echo "== convert the tiny release to q4 (group 32)"
 "$bin/kimi-convert" --q4 --force "$release" "$out/tiny-q4.kaf"
 echo "== what the file holds"
 "$bin/kimi-run" "$out/tiny-q4.kaf" info --verify
+
+echo "== text chat (tiny random-weight model: the words are noise, the pipeline is real)"
+"$bin/kimi-run" "$out/tiny-q4.kaf" chat "What is the capital of France?" --max-tokens 12
+echo "== parity with the official PyTorch code (golden cases from scripts/reference/make_lm_goldens.py)"
+"$bin/kimi-convert" --f32 --force "$release" "$out/tiny-f32.kaf" >/dev/null 2>&1
+"$bin/kimi-parity" "$out/tiny-f32.kaf" --golden Tests/Fixtures/golden/kimi_tiny_lm_f32.safetensors \
+  --golden Tests/Fixtures/golden/kimi_tiny_lm_textonly_f32.safetensors
