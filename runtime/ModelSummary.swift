@@ -8,6 +8,9 @@ public struct ModelSummary {
         public var parameters = 0
         public var bytes = 0
         public var dtypes: [String: Int] = [:]   // dtype name → parameter count
+        /// Lowest quantization SNR (dB) of a tensor of this component, from kaf.meta; nil when
+        /// every tensor is stored exactly.
+        public var worstSNR: (tensor: String, db: Double)? = nil
         public var bitsPerWeight: Double { parameters == 0 ? 0 : Double(bytes * 8) / Double(parameters) }
     }
 
@@ -39,6 +42,9 @@ public struct ModelSummary {
                 c.parameters += e.elementCount
                 c.dtypes[e.dtype.name, default: 0] += e.elementCount
             }
+            if let db = f.meta["tensors"]?[e.name]?["snr_db"]?.doubleValue, db < (c.worstSNR?.db ?? .infinity) {
+                c.worstSNR = (e.name, db)
+            }
             byName[name] = c
         }
         components = byName.values.sorted { $0.name < $1.name }
@@ -51,7 +57,8 @@ public struct ModelSummary {
         for c in components {
             comps[c.name] = ["tensors": .int(Int64(c.tensors)), "parameters": .int(Int64(c.parameters)),
                              "bytes": .int(Int64(c.bytes)), "bits_per_weight": .double(c.bitsPerWeight),
-                             "dtypes": .object(c.dtypes.mapValues { .int(Int64($0)) })]
+                             "dtypes": .object(c.dtypes.mapValues { .int(Int64($0)) }),
+                             "worst_snr_db": c.worstSNR.map { ["tensor": .string($0.tensor), "db": .double($0.db)] } ?? .null]
         }
         var caps: [String: JSONValue] = [:]
         for c in capabilities { caps[c.task] = .bool(c.available) }

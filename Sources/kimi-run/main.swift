@@ -51,11 +51,12 @@ struct Info: ParsableCommand {
             let pad = String(repeating: " ", count: max(0, w - s.count))
             return left ? s + pad : pad + s
         }
-        print(col("component", 10, left: true) + col("tensors", 9) + col("parameters", 13) + col("bytes", 13) + col("bpw", 8) + "  types")
+        print(col("component", 10, left: true) + col("tensors", 9) + col("parameters", 13) + col("bytes", 13) + col("bpw", 8) + col("min SNR", 10) + "  types")
         for c in s.components where c.parameters > 0 {
             let types = c.dtypes.sorted { $0.value > $1.value }.map { $0.key }.joined(separator: ",")
             print(col(c.name, 10, left: true) + col("\(c.tensors)", 9) + col(formatCount(c.parameters), 13)
-                  + col(formatBytes(c.bytes), 13) + col(String(format: "%.2f", c.bitsPerWeight), 8) + "  " + types)
+                  + col(formatBytes(c.bytes), 13) + col(String(format: "%.2f", c.bitsPerWeight), 8)
+                  + col(c.worstSNR.map { String(format: "%.1f dB", $0.db) } ?? "exact", 10) + "  " + types)
         }
         let blobs = f.entries.filter { $0.dtype == .u8 }
         print("blobs: " + blobs.map { "\($0.name) (\(formatBytes($0.storedSize))\($0.compression == .zstd ? ", zstd" : ""))" }.joined(separator: ", "))

@@ -28,6 +28,11 @@ import Foundation
         let llm = try #require(s.components.first { $0.name == "llm" })
         // q4 layers, q8 embeddings/head/adaptor, f32 vectors: between 4.5 and 8.5 bits per weight.
         #expect(llm.bitsPerWeight > 4.5 && llm.bitsPerWeight < 8.5)
+        // The worst q4 tensor's SNR, from the errors the converter stored (q4 on Gaussian-like
+        // weights sits near 20 dB); the mel filters are stored exactly.
+        let worst = try #require(llm.worstSNR)
+        #expect(worst.db > 12 && worst.db < 30, "\(worst)")
+        #expect(s.components.first { $0.name == "frontend" }?.worstSNR == nil)
         // Tiny LLM: embed + lm_head (805×64 each), 4 layers, norm, adaptor (see the fixture's config).
         let layer = 64 * 64 * 2 + 32 * 64 * 2 + 64 + 32 * 2 + 3 * 64 * 128 + 64 * 2
         #expect(llm.parameters == 2 * 805 * 64 + 4 * layer + 64 + (64 * 128 + 64) + (64 * 64 + 64) + 2 * 64)
