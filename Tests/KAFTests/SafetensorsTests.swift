@@ -267,18 +267,6 @@ struct SafetensorsTests {
 
     // MARK: corruption smoke test
 
-    /// SplitMix64: a fixed-seed generator so that failures reproduce.
-    struct SplitMix64: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     @Test("random truncations and byte flips load or throw FormatError, never crash")
     func corruption() throws {
         let good = try Data(contentsOf: URL(fileURLWithPath: ReaderFixtures.path("good/halves.safetensors")))

@@ -272,18 +272,6 @@ private func writeSparseZip64(_ entries: [(name: String, data: [UInt8], crc: UIn
 
 // MARK: - Fuzz smoke
 
-/// SplitMix64: a fixed-seed generator, so failures reproduce.
-private struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 private func mutate(_ bytes: [UInt8], _ rng: inout SplitMix64) -> [UInt8] {
     var b = bytes
     switch rng.next() % 4 {

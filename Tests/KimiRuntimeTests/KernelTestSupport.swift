@@ -6,15 +6,9 @@ import KAF
 
 /// SplitMix64: fixed-seed random numbers for the kernel tests (no Foundation RNG, same on every run).
 struct KernelRNG {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+    private var g: SplitMix64   // the runtime's generator (runtime/Pipelines/Sampler.swift)
+    init(seed: UInt64) { g = SplitMix64(seed: seed) }
+    mutating func next() -> UInt64 { g.next() }
     /// Uniform in [-1, 1).
     mutating func uniform() -> Float { Float(next() >> 40) / Float(1 << 23) - 1 }
     /// Roughly normal (sum of 4 uniforms), scaled.

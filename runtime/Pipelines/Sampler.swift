@@ -55,7 +55,7 @@ public struct Sampler {
 }
 
 /// Small, seedable, reproducible across platforms.
-public struct SplitMix64 {
+public struct SplitMix64: RandomNumberGenerator {
     private var state: UInt64
     public init(seed: UInt64) { state = seed }
     public mutating func next() -> UInt64 {
