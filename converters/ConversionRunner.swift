@@ -72,7 +72,10 @@ public struct ConversionRunner {
         let p = item.producer, t = item.target
         let cols = p.cols, rows = p.rowCount
         let rowBytes = try byteCount(t, cols: cols, item: item)
-        let chunkRows = max(1, min(rows, chunkFloats * threads / max(cols, 1)))
+        // `_r8` types are quantized row-major and interleaved per 8 rows: chunks and the threads'
+        // parts are whole row groups.
+        let quantum = t.traits.interleave
+        let chunkRows = max(quantum, min(rows, chunkFloats * threads / max(cols, 1)) / quantum * quantum)
         var total = TensorError()
         try w.addTensor(name: item.name, dtype: t, shape: p.shape) { sink in
             // Same type as the source: copy the bytes as they are.
@@ -92,6 +95,9 @@ public struct ConversionRunner {
                 (UnsafeMutablePointer<Float>.allocate(capacity: chunkRows * cols),
                  UnsafeMutableRawPointer.allocate(byteCount: chunkRows * rowBytes, alignment: 64))
             }
+            // Row-major blocks of the chunk before interleaving (`_r8` types only).
+            let plainRows = quantum > 1 ? UnsafeMutableRawPointer.allocate(byteCount: chunkRows * rowBytes, alignment: 64) : nil
+            defer { plainRows?.deallocate() }
             let writeQueue = DispatchQueue(label: "kaf.write")
             let writeError = FirstError()
             let free = [DispatchSemaphore(value: 1), DispatchSemaphore(value: 1)]   // buffer pair idle
@@ -108,15 +114,16 @@ public struct ConversionRunner {
                 let idle = free[k & 1]
                 idle.wait()
                 if let err = writeError.error { idle.signal(); throw err }
-                let parts = min(threads, n)
+                let parts = max(1, min(threads, n / quantum))
                 let partErrors = UnsafeMutablePointer<TensorError>.allocate(capacity: parts)
                 partErrors.initialize(repeating: TensorError(), count: parts)
                 defer { partErrors.deallocate() }
-                let shared = Unchecked((src, out, partErrors, r))
+                let shared = Unchecked((src, out, partErrors, r, plainRows))
                 let failure = FirstError()
                 DispatchQueue.concurrentPerform(iterations: parts) { k in
-                    let (src, out, partErrors, r) = shared.value
-                    let a = n * k / parts, b = n * (k + 1) / parts
+                    let (src, out, partErrors, r, plainRows) = shared.value
+                    let a = n / quantum * k / parts * quantum, b = k == parts - 1 ? n : n / quantum * (k + 1) / parts * quantum
+                    let q = plainRows ?? out
                     do {
                         try p.rows((r + a) ..< (r + b), into: src + a * cols)
                         var err = TensorError()
@@ -125,7 +132,12 @@ public struct ConversionRunner {
                             if let j = firstNonFinite(x, cols) {
                                 throw FormatError(p.file, "tensor '\(item.name)' holds a non-finite value (\(x[j])) at row \(r + row), column \(j)")
                             }
-                            err.merge(Quantizer.quantizeRowFast(x, count: cols, as: t, into: out + row * rowBytes))
+                            err.merge(Quantizer.quantizeRowFast(x, count: cols, as: t.plain, into: q + row * rowBytes))
+                        }
+                        if quantum > 1 {
+                            for g in stride(from: a, to: b, by: quantum) {
+                                RowInterleave.interleave(t.plain, cols: cols, rowsAt: q + g * rowBytes, stride: rowBytes, into: out + g * rowBytes)
+                            }
                         }
                         partErrors[k] = err
                     } catch {
@@ -150,7 +162,10 @@ public struct ConversionRunner {
     }
 
     private func byteCount(_ t: DType, cols: Int, item: PlanItem) throws -> Int {
-        guard let b = t.byteCount(shape: [cols]) else {
+        if t.isInterleaved, item.producer.rowCount % t.traits.interleave != 0 || item.producer.shape.count != 2 {
+            throw FormatError(item.producer.file, "'\(item.name)': \(item.producer.shape) cannot be stored as \(t.name) (2-D, rows a multiple of 8)")
+        }
+        guard let b = t.plain.byteCount(shape: [cols]) else {
             throw FormatError(item.producer.file, "'\(item.name)': rows of \(cols) cannot be stored as \(t.name)")
         }
         return b

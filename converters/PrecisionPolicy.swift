@@ -15,10 +15,14 @@ public struct PrecisionPolicy: Sendable {
 
     public let mode: Mode
     public let keeps: [(glob: String, type: DType)]
+    /// Store quantized matrices that are multiplied with activations (not embeddings) in the
+    /// 8-row interleaved `_r8` layout the runtime's kernels read fastest (formats/KAF.md).
+    public let interleave: Bool
 
-    public init(mode: Mode, keeps: [(glob: String, type: DType)] = []) {
+    public init(mode: Mode, keeps: [(glob: String, type: DType)] = [], interleave: Bool = true) {
         self.mode = mode
         self.keeps = keeps
+        self.interleave = interleave
     }
 
     /// "q4_g32", "f16", ... for the file's metadata.
@@ -44,11 +48,24 @@ public struct PrecisionPolicy: Sendable {
         case vocoder         // everything of the vocoder
     }
 
-    /// The type for `name` (already the .kaf name) and why.
+    /// The type for `name` (already the .kaf name) and why. Quantized matrices of the roles that
+    /// are multiplied with activations get the `_r8` layout when `interleave` is on and the rows
+    /// come in whole groups of 8 (also for `--keep` types: the glob picks bits and group).
     public func choose(name: String, shape: [Int], role: Role) -> (DType, String) {
+        let (t, why) = chooseBlocks(name: name, shape: shape, role: role)
+        let multiplied: Set<Role> = [.linear, .head, .adaptor, .encoderLinear, .detokLinear]
+        guard interleave, t.isQuantized, !t.isInterleaved, multiplied.contains(role),
+              shape.count == 2, shape[0] % RowInterleave.rows == 0, let r8 = t.interleaved else { return (t, why) }
+        return (r8, why + ", rows interleaved by 8")
+    }
+
+    private func chooseBlocks(name: String, shape: [Int], role: Role) -> (DType, String) {
         for k in keeps where globMatch(k.glob, name) {
             if let last = shape.last, k.type.isQuantized, last % k.type.groupSize != 0 {
                 return (.f16, "--keep \(k.glob)=\(k.type.name) asked, but rows of \(last) are not whole groups")
+            }
+            if k.type.isInterleaved, shape.count != 2 || shape[0] % RowInterleave.rows != 0 {
+                return (k.type.plain, "--keep \(k.glob)=\(k.type.name) asked, but \(shape) is not 2-D with rows in whole groups of 8")
             }
             return (k.type, "--keep \(k.glob)=\(k.type.name)")
         }

@@ -8,6 +8,8 @@ public enum Quantizer {
     /// (dtype.byteCount(shape: [count]) bytes).
     public static func quantizeRow_ref(_ src: UnsafePointer<Float>, count: Int, as dtype: DType, into dst: UnsafeMutableRawPointer) {
         switch dtype {
+        case .q8_g32_r8, .q8_g64_r8, .q8_g128_r8, .q4_g32_r8, .q4_g64_r8, .q4_g128_r8:
+            preconditionFailure("quantize rows as \(dtype.plain.name), then RowInterleave.interleave")
         case .f32:
             dst.copyMemory(from: src, byteCount: 4 * count)
         case .f16:

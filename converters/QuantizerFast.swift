@@ -13,6 +13,8 @@ extension Quantizer {
     /// Quantizes (or converts) one row and returns its error against the source.
     public static func quantizeRowFast(_ x: UnsafePointer<Float>, count: Int, as dtype: DType, into dst: UnsafeMutableRawPointer) -> TensorError {
         switch dtype {
+        case .q8_g32_r8, .q8_g64_r8, .q8_g128_r8, .q4_g32_r8, .q4_g64_r8, .q4_g128_r8:
+            preconditionFailure("quantize rows as \(dtype.plain.name), then RowInterleave.interleave")
         case .q4_g32: return q4Row(x, count, dst, V: 4)
         case .q4_g64: return q4Row(x, count, dst, V: 8)
         case .q4_g128: return q4Row(x, count, dst, V: 16)
@@ -202,6 +204,8 @@ extension Quantizer {
             return ((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7]))
         }
         switch dtype {
+        case .q8_g32_r8, .q8_g64_r8, .q8_g128_r8, .q4_g32_r8, .q4_g64_r8, .q4_g128_r8:
+            preconditionFailure("quantize rows as \(dtype.plain.name), then RowInterleave.interleave")
         case .q4_g32, .q4_g64, .q4_g128:
             let g = dtype.groupSize, h = g / 2, bb = 2 + h
             for b in 0 ..< count / g {

@@ -4,6 +4,10 @@ public enum DType: UInt32, CaseIterable, Sendable {
     case f32 = 0, f16 = 1, bf16 = 2, i32 = 3, i64 = 4, u8 = 5
     case q8_g32 = 16, q8_g64 = 17, q8_g128 = 18
     case q4_g32 = 20, q4_g64 = 21, q4_g128 = 22
+    // The same blocks with 8 rows interleaved (`RowInterleave`, formats/KAF.md): what the decode
+    // and prefill kernels read for the LLM's linears.
+    case q8_g32_r8 = 24, q8_g64_r8 = 25, q8_g128_r8 = 26
+    case q4_g32_r8 = 28, q4_g64_r8 = 29, q4_g128_r8 = 30
 
     public struct Traits: Sendable {
         public let name: String
@@ -12,6 +16,8 @@ public enum DType: UInt32, CaseIterable, Sendable {
         public let blockBytes: Int
         /// Quantization bits (0 for plain types).
         public let quantBits: Int
+        /// Rows stored interleaved (1: row-major; 8: the `_r8` layouts, 2-D only, rows % 8 == 0).
+        public var interleave: Int = 1
     }
 
     public var traits: Traits {
@@ -28,8 +34,32 @@ public enum DType: UInt32, CaseIterable, Sendable {
         case .q4_g32: return Traits(name: "q4_g32", blockElems: 32, blockBytes: MemoryLayout<BlockQ4<16>>.size, quantBits: 4)
         case .q4_g64: return Traits(name: "q4_g64", blockElems: 64, blockBytes: MemoryLayout<BlockQ4<32>>.size, quantBits: 4)
         case .q4_g128: return Traits(name: "q4_g128", blockElems: 128, blockBytes: MemoryLayout<BlockQ4<64>>.size, quantBits: 4)
+        case .q8_g32_r8, .q8_g64_r8, .q8_g128_r8, .q4_g32_r8, .q4_g64_r8, .q4_g128_r8:
+            let p = plain.traits
+            return Traits(name: p.name + "_r8", blockElems: p.blockElems, blockBytes: p.blockBytes,
+                          quantBits: p.quantBits, interleave: RowInterleave.rows)
         }
     }
+
+    /// The row-major type with the same blocks (self for row-major types).
+    public var plain: DType {
+        switch self {
+        case .q8_g32_r8: return .q8_g32
+        case .q8_g64_r8: return .q8_g64
+        case .q8_g128_r8: return .q8_g128
+        case .q4_g32_r8: return .q4_g32
+        case .q4_g64_r8: return .q4_g64
+        case .q4_g128_r8: return .q4_g128
+        default: return self
+        }
+    }
+
+    /// The 8-row interleaved twin of a row-major quantized type.
+    public var interleaved: DType? {
+        DType.allCases.first { $0.traits.interleave > 1 && $0.plain == self }
+    }
+
+    public var isInterleaved: Bool { traits.interleave > 1 }
 
     public var name: String { traits.name }
     public var isQuantized: Bool { traits.quantBits != 0 }
@@ -44,9 +74,9 @@ public enum DType: UInt32, CaseIterable, Sendable {
         self = t
     }
 
-    /// The quantized type for `bits` (4 or 8) and `group` (32, 64, 128).
-    public static func quantized(bits: Int, group: Int) -> DType? {
-        allCases.first { $0.traits.quantBits == bits && $0.traits.blockElems == group }
+    /// The quantized type for `bits` (4 or 8) and `group` (32, 64, 128), row-major or interleaved.
+    public static func quantized(bits: Int, group: Int, interleaved: Bool = false) -> DType? {
+        allCases.first { $0.traits.quantBits == bits && $0.traits.blockElems == group && $0.isInterleaved == interleaved }
     }
 
     /// Bytes needed for `shape`, or nil on overflow or when the last dimension is not a whole
@@ -62,6 +92,9 @@ public enum DType: UInt32, CaseIterable, Sendable {
         let t = traits
         if t.blockElems > 1 {
             guard let last = shape.last, last % t.blockElems == 0 else { return nil }
+        }
+        if t.interleave > 1 {
+            guard shape.count == 2, shape[0] % t.interleave == 0 else { return nil }
         }
         let (b, o) = (n / t.blockElems).multipliedReportingOverflow(by: t.blockBytes)
         return o ? nil : b

@@ -43,6 +43,15 @@ var rng: UInt64 = 0x1234_5678
 
 /// Random weights straight in the stored layout (valid blocks: f16 scale 0.01, random quants).
 func makeWeight(_ dtype: DType, rows: Int, cols: Int) -> WeightMatrix {
+    if dtype.isInterleaved {   // the row-major matrix, interleaved per 8 rows as kimi-convert writes it
+        let plain = makeWeight(dtype.plain, rows: rows, cols: cols)
+        let p = UnsafeMutableRawPointer.allocate(byteCount: plain.byteCount + 64, alignment: 64)
+        for i in 0 ..< rows / 8 {
+            RowInterleave.interleave(dtype.plain, cols: cols, rowsAt: plain.row(8 * i), stride: plain.rowBytes, into: p + 8 * i * plain.rowBytes)
+        }
+        plain.base.deallocate()
+        return WeightMatrix(base: p, dtype: dtype, rows: rows, cols: cols)!
+    }
     let rb = dtype.byteCount(shape: [cols])!
     let n = rows * rb
     let p = UnsafeMutableRawPointer.allocate(byteCount: n + 64, alignment: 64)
@@ -148,13 +157,13 @@ for dtype in dtypes {
         let qbuf = UnsafeMutableRawPointer.allocate(byteCount: QuantizedActivations.scratchBytes(count: cols, rows: T), alignment: 64)
         let xq = QuantizedActivations(scratch: qbuf, count: cols, rows: 1)
         var paths: [(String, Bool)] = [("fma", false)]
-        if dtype.isQuantized { paths = [("int8", true), ("f32-dequant", false)] }
+        if dtype.isQuantized { paths = dtype.isInterleaved ? [("int8", true)] : [("int8", true), ("f32-dequant", false)] }
         for (name, integer) in paths {
             for t in threadCounts {
                 let pool = pools[t]!
                 let s = timeit {
                     if integer { quantizeActivations(x, into: xq) }
-                    pool.parallelFor(n: rows) { r in matvec(w, x: x, xq: integer ? xq : nil, y: y, rows: r) }
+                    pool.parallelForRows(w) { r, _ in matvec(w, x: x, xq: integer ? xq : nil, y: y, rows: r) }
                 }
                 let gbs = Double(w.byteCount) / s / 1e9
                 print("| \(dtype.name) | \(name) | \(rows)×\(cols) | \(String(format: "%.4g", dtype.bitsPerWeight / 8)) | \(t) | \(String(format: "%.0f", s * 1e6)) | \(String(format: "%.1f", gbs)) | \(String(format: "%.2f", gbs / bandwidth[t]!)) |")
@@ -169,9 +178,11 @@ for dtype in dtypes {
                 let pool = pools[t]!
                 let s = timeit(reps: quick ? 1 : 2, minTime: 0.1) {
                     pool.parallelFor(n: T) { r in for i in r { quantizeActivations(x + i * cols, into: xqT, row: i) } }
-                    pool.parallelFor(n: rows) { r in matmulQuant(w, xqT, y, ldy: ldy, rows: r) }
+                    pool.parallelForRows(w) { r, _ in
+                        if w.dtype.isInterleaved { matmulR8(w, xqT, y, ldy: ldy, rows: r) } else { matmulQuant(w, xqT, y, ldy: ldy, rows: r) }
+                    }
                 }
-                prefillRows.append("| \(dtype.name) | int8 tiles (4 tok) | \(rows)×\(cols) | \(T) | \(t) | \(String(format: "%.0f", s * 1e3)) | \(String(format: "%.1f", flops / s / 1e9)) |")
+                prefillRows.append("| \(dtype.name) | int8 tiles (\(dtype.isInterleaved ? "8 rows × 4 tok" : "4 tok")) | \(rows)×\(cols) | \(T) | \(t) | \(String(format: "%.0f", s * 1e3)) | \(String(format: "%.1f", flops / s / 1e9)) |")
             }
         } else {
             blasSetThreads(1)

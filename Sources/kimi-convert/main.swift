@@ -39,6 +39,7 @@ struct KimiConvertCommand: ParsableCommand {
     @Option(name: .long, help: "Comma-separated subset of llm,mimo,whisper,vq,dit,vocoder.") var components: String?
     @Option(name: .long, help: "Folder of THUDM/glm-4-voice-tokenizer.") var vqTokenizer: String?
     @Flag(name: .long, help: "Print the plan (every tensor, source, target type, bytes) and write nothing.") var dryRun = false
+    @Flag(name: .long, help: "Store quantized matrices row-major (q4_g32, ...) instead of 8 rows interleaved (q4_g32_r8, ...), the layout the runtime reads fastest.") var noInterleave = false
     @Flag(name: .long, help: "Overwrite OUT if it exists.") var force = false
     @Option(name: .long, help: "Threads (default: all cores).") var threads: Int?
     @Flag(name: .long, help: "Print the plan or the result as one JSON object.") var json = false
@@ -70,7 +71,7 @@ struct KimiConvertCommand: ParsableCommand {
             }
             keeps.append((glob, t))
         }
-        return PrecisionPolicy(mode: mode, keeps: keeps)
+        return PrecisionPolicy(mode: mode, keeps: keeps, interleave: !noInterleave)
     }
 
     func run() throws {

@@ -35,7 +35,9 @@ enum Fixtures {
             let tr = t.traits
             if t.isQuantized {
                 #expect(tr.blockBytes == 2 + tr.blockElems * tr.quantBits / 8, "\(t.name)")
-                #expect(DType.quantized(bits: tr.quantBits, group: tr.blockElems) == t)
+                #expect(DType.quantized(bits: tr.quantBits, group: tr.blockElems, interleaved: t.isInterleaved) == t)
+                #expect(t.plain.traits.blockBytes == tr.blockBytes && !t.plain.isInterleaved)
+                #expect(t.isInterleaved ? t.plain.interleaved == t : t.interleaved?.plain == t)
             }
             #expect(DType(name: t.name) == t)
         }
@@ -44,6 +46,41 @@ enum Fixtures {
         #expect(DType.q4_g64.byteCount(shape: [3, 128]) == 3 * 2 * 34)
         #expect(DType.q4_g64.byteCount(shape: [3, 100]) == nil)   // not a whole number of groups
         #expect(DType.f32.byteCount(shape: [Int.max, 2]) == nil)  // overflow is caught
+        #expect(DType.q4_g32_r8.name == "q4_g32_r8" && DType.q8_g128_r8.name == "q8_g128_r8")
+        #expect(DType.q4_g32_r8.byteCount(shape: [16, 64]) == 16 * 2 * 18)
+        #expect(DType.q4_g32_r8.byteCount(shape: [12, 64]) == nil)     // rows not whole groups of 8
+        #expect(DType.q8_g32_r8.byteCount(shape: [8, 8, 64]) == nil)   // 2-D only
+    }
+
+    /// The `_r8` layout written out from its definition in KAF.md (not from RowInterleave), and
+    /// RowInterleave checked against it both ways.
+    @Test func rowInterleaveFollowsTheSpec() {
+        for plain in [DType.q4_g32, .q4_g64, .q4_g128, .q8_g32, .q8_g64, .q8_g128] {
+            let cols = 2 * plain.groupSize, rows = 16
+            let bb = plain.traits.blockBytes, rowBytes = (cols / plain.groupSize) * bb
+            let src = (0 ..< rows * rowBytes).map { UInt8(truncatingIfNeeded: $0 &* 37 &+ $0 >> 8) }
+            var want = [UInt8](repeating: 0, count: src.count)
+            for r in 0 ..< rows {
+                for g in 0 ..< cols / plain.groupSize {
+                    let tile = (r / 8) * 8 * rowBytes + g * 8 * bb, blk = r * rowBytes + g * bb
+                    want[tile + 2 * (r % 8)] = src[blk]; want[tile + 2 * (r % 8) + 1] = src[blk + 1]
+                    for k in 0 ..< bb - 2 { want[tile + 16 + 32 * (k / 4) + 4 * (r % 8) + k % 4] = src[blk + 2 + k] }
+                }
+            }
+            var got = [UInt8](repeating: 0, count: src.count), back = got
+            src.withUnsafeBytes { s in got.withUnsafeMutableBytes { d in
+                for i in 0 ..< rows / 8 {
+                    RowInterleave.interleave(plain, cols: cols, rowsAt: s.baseAddress! + 8 * i * rowBytes, stride: rowBytes, into: d.baseAddress! + 8 * i * rowBytes)
+                }
+            } }
+            #expect(got == want, "\(plain.name)")
+            got.withUnsafeBytes { s in back.withUnsafeMutableBytes { d in
+                for r in 0 ..< rows {
+                    RowInterleave.deinterleave(plain, cols: cols, groupAt: s.baseAddress! + (r / 8) * 8 * rowBytes, row: r % 8, into: d.baseAddress! + r * rowBytes)
+                }
+            } }
+            #expect(back == src, "\(plain.name) round trip")
+        }
     }
 }
 
@@ -84,7 +121,7 @@ enum Fixtures {
         let w = try KAFWriter(path: path)
         var written: [String: (DType, [Int], [UInt8])] = [:]
         for (i, t) in DType.allCases.enumerated() {
-            let shape = t.isQuantized ? [3, 2 * t.groupSize] : [5, 7]
+            let shape = t.isInterleaved ? [8, 2 * t.groupSize] : t.isQuantized ? [3, 2 * t.groupSize] : [5, 7]
             let n = try #require(t.byteCount(shape: shape))
             var bytes = [UInt8](repeating: 0, count: n)
             for j in 0 ..< n { bytes[j] = UInt8(truncatingIfNeeded: j &* 131 &+ i) }

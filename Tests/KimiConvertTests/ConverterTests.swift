@@ -151,17 +151,29 @@ struct QuantBound {
         let p = PrecisionPolicy(mode: .quantized(bits: 4, group: 32), keeps: [("whisper.layers.*", .q4_g32), ("llm.norm.*", .bf16)])
         let plan = try Converter.plan(ConvertOptions(input: Tiny.release, policy: p))
         let byName = Dictionary(uniqueKeysWithValues: plan.items.map { ($0.name, $0.target) })
-        #expect(byName["llm.layers.0.mlp.up_proj.weight"] == .q4_g32)
+        // Matrices multiplied with activations are 8-row interleaved; embedding tables (row
+        // lookups) stay row-major.
+        #expect(byName["llm.layers.0.mlp.up_proj.weight"] == .q4_g32_r8)
         #expect(byName["llm.embed_tokens.weight"] == .q8_g32)
-        #expect(byName["llm.lm_head.weight"] == .q8_g32)
+        #expect(byName["llm.lm_head.weight"] == .q8_g32)                // 805 rows: not whole groups of 8
+        #expect(byName["mimo.layers.0.self_attn.q_proj.weight"] == .q4_g32_r8)
         #expect(byName["llm.layers.0.input_layernorm.weight"] == .f32)
         #expect(byName["vq.codebook.weight"] == .f32)
-        #expect(byName["vq.layers.0.fc1.weight"] == .q8_g32)
-        #expect(byName["whisper.layers.0.fc1.weight"] == .q4_g32)       // --keep
+        #expect(byName["vq.layers.0.fc1.weight"] == .q8_g32_r8)
+        #expect(byName["whisper.layers.0.fc1.weight"] == .q4_g32_r8)    // --keep picks bits and group
         #expect(byName["llm.norm.weight"] == .bf16)                    // --keep
         #expect(byName["dit.input_linear.weight"] == .f16)             // 80 columns: not whole groups
         #expect(byName["vocoder.conv_pre.weight"] == .f16)
         #expect(plan.components.flatMap(\.dropped).contains { $0.source.hasSuffix("rotary_emb.inv_freq") })
+
+        // --no-interleave: row-major everywhere; an explicit _r8 --keep on a tensor that cannot be
+        // interleaved (1-D) falls back to its row-major blocks.
+        let rm = PrecisionPolicy(mode: .quantized(bits: 4, group: 32), interleave: false)
+        #expect(rm.choose(name: "llm.layers.0.mlp.up_proj.weight", shape: [64, 32], role: .linear).0 == .q4_g32)
+        let k = PrecisionPolicy(mode: .quantized(bits: 4, group: 32), keeps: [("x.*", .q8_g32_r8)])
+        #expect(k.choose(name: "x.a", shape: [12, 64], role: .linear).0 == .q8_g32)   // 12 rows: not whole groups of 8
+        #expect(k.choose(name: "x.a", shape: [16, 64], role: .linear).0 == .q8_g32_r8)
+        #expect(k.choose(name: "x.a", shape: [16, 64], role: .embedding).0 == .q8_g32_r8)   // --keep _r8 is kept as asked
     }
 
     @Test func componentSubsets() throws {

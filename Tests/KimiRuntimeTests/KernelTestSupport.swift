@@ -48,6 +48,15 @@ final class KernelBuffers {
         }
         return WeightMatrix(base: base, dtype: dtype, rows: rows, cols: cols)!
     }
+    /// The same random matrix row-major (`plain`) and 8-row interleaved (`r8`, as kimi-convert writes it).
+    func weightPair(_ plain: DType, rows: Int, cols: Int, _ rng: inout KernelRNG) -> (plain: WeightMatrix, r8: WeightMatrix) {
+        let w = weight(plain, rows: rows, cols: cols, &rng)
+        let base = bytes(w.byteCount + 2) + 2
+        for i in 0 ..< rows / 8 {
+            RowInterleave.interleave(plain, cols: cols, rowsAt: w.row(8 * i), stride: w.rowBytes, into: base + 8 * i * w.rowBytes)
+        }
+        return (w, WeightMatrix(base: base, dtype: plain.interleaved!, rows: rows, cols: cols)!)
+    }
     func quantized(count: Int, rows: Int = 1) -> QuantizedActivations {
         QuantizedActivations(scratch: bytes(QuantizedActivations.scratchBytes(count: count, rows: rows)), count: count, rows: rows)
     }

@@ -44,6 +44,6 @@ import Foundation
         #expect(f.components == ["frontend", "whisper"])
         let s = ModelSummary(f)
         #expect(s.capabilities.allSatisfy { !$0.available })
-        #expect(f.entry("whisper.layers.1.fc2.weight")?.dtype == .q8_g32)
+        #expect(f.entry("whisper.layers.1.fc2.weight")?.dtype == .q8_g32_r8)
     }
 }

@@ -133,6 +133,7 @@ public func matmulFloat(_ w: WeightMatrix, _ X: UnsafePointer<Float>, ldx: Int, 
 
 /// One row of f16/bf16/f32 weights as f32.
 @inline(__always) func widenRow(_ w: WeightMatrix, _ r: Int, _ dst: UnsafeMutablePointer<Float>) {
+    if w.dtype.isInterleaved { return dequantizeRow_ref(w.dtype, matrix: w.base, cols: w.cols, row: r, into: dst) }
     let p = w.row(r), K = w.cols, K8 = K & ~7
     let d = UnsafeMutableRawPointer(dst)
     var k = 0
@@ -234,12 +235,14 @@ public func matmulFloatTiled(_ w: WeightMatrix, _ X: UnsafePointer<Float>, ldx: 
 /// once per weight and batch, and sgemm runs several times faster than the integer tiles.
 public let matmulWidenThreshold = 48
 
-/// Dispatch: float weights → sgemm (measured faster than the tiled kernel, see the benchmark);
-/// quantized weights → sgemm on widened rows for large batches (with `scratch`), else integer
-/// tiles on `xq` (required then).
+/// Dispatch: `_r8` weights → their integer tiles (given `xq`); float weights → sgemm (measured
+/// faster than the tiled kernel, see the benchmark); row-major quantized weights → sgemm on
+/// widened rows for large batches (with `scratch`), else integer tiles on `xq` (required then).
 public func matmul(_ w: WeightMatrix, X: UnsafePointer<Float>, ldx: Int, xq: QuantizedActivations?, tokens T: Int,
                    Y: UnsafeMutablePointer<Float>, ldy: Int, rows: Range<Int>, scratch: UnsafeMutablePointer<Float>?) {
-    if w.dtype.isFloat || (T >= matmulWidenThreshold && scratch != nil) {
+    if w.dtype.isInterleaved, let xq {
+        matmulR8(w, xq, Y, ldy: ldy, rows: rows)
+    } else if w.dtype.isFloat || (T >= matmulWidenThreshold && scratch != nil) {
         matmulFloat(w, X, ldx: ldx, tokens: T, Y, ldy: ldy, rows: rows, scratch: scratch)
     } else {
         matmulQuant(w, xq!, Y, ldy: ldy, rows: rows)

@@ -81,7 +81,7 @@ func matvecFloat<L: _FloatRowLoader>(_: L.Type, _ w: WeightMatrix, _ x: UnsafePo
 /// `cols` floats.
 public func matvec_ref(_ w: WeightMatrix, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, rows: Range<Int>, tmp: UnsafeMutablePointer<Float>) {
     for r in rows {
-        dequantizeRow_ref(w.dtype, w.row(r), count: w.cols, into: tmp)
+        dequantizeRow_ref(w.dtype, matrix: w.base, cols: w.cols, row: r, into: tmp)
         var s = 0.0
         for k in 0 ..< w.cols { s += Double(tmp[k]) * Double(x[k]) }
         y[r] = Float(s)

@@ -66,6 +66,13 @@ public final class ThreadPool: @unchecked Sendable {
         parallelFor(n: n) { r, _ in body(r) }
     }
 
+    /// The rows of `w` split over the threads in whole units of `w.rowQuantum` (8 for `_r8` types).
+    public func parallelForRows(_ w: WeightMatrix, _ body: (Range<Int>, Int) -> Void) {
+        let q = w.rowQuantum
+        if q == 1 { return parallelFor(n: w.rows, body) }
+        parallelFor(n: w.rows / q) { r, t in body(r.lowerBound * q ..< r.upperBound * q, t) }
+    }
+
     /// Same, and tells `body` which thread (0..<threadCount) runs the range: index per-thread
     /// scratch with it.
     public func parallelFor(n: Int, _ body: (Range<Int>, Int) -> Void) {

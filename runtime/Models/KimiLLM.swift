@@ -177,7 +177,7 @@ public final class KimiLLM {
             quantizedInput = nil
         }
         let shared = xq
-        pool.parallelFor(n: w.rows) { r in matvec(w, x: x, xq: shared, y: y, rows: r) }
+        pool.parallelForRows(w) { r, _ in matvec(w, x: x, xq: shared, y: y, rows: r) }
         if let b = bias { for i in 0 ..< w.rows { y[i] += b[i] } }
     }
 

@@ -27,13 +27,13 @@ extension KimiLLM {
     func linearBatch(_ w: WeightMatrix, _ X: UnsafePointer<Float>, _ n: Int, _ Y: UnsafeMutablePointer<Float>, ldy: Int, bias: [Float]? = nil) {
         let B = batch
         var xq: QuantizedActivations? = nil
-        if w.wantsQuantizedInput && n < matmulWidenThreshold {
+        if w.wantsQuantizedInput && (n < matmulWidenThreshold || w.dtype.isInterleaved) {
             let a = QuantizedActivations(scratch: B.xq, count: w.cols, rows: n)
             quantizeActivations(X, ldx: w.cols, into: a)
             xq = a
         }
         let shared = xq, scratch = B.blasScratch
-        pool.parallelFor(n: w.rows) { r, tid in
+        pool.parallelForRows(w) { r, tid in
             matmul(w, X: X, ldx: w.cols, xq: shared, tokens: n, Y: Y, ldy: ldy, rows: r, scratch: scratch[tid])
         }
         if let b = bias { for t in 0 ..< n { for i in 0 ..< w.rows { Y[t * ldy + i] += b[i] } } }

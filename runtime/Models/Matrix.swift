@@ -12,7 +12,7 @@ extension WeightMatrix {
 
     /// Row `r` as floats (embedding lookups).
     public func dequantizeRow(_ r: Int, into out: UnsafeMutablePointer<Float>) {
-        dequantizeRow_ref(dtype, row(r), count: cols, into: out)
+        if dtype.isInterleaved { dequantizeRow_ref(dtype, matrix: base, cols: cols, row: r, into: out) } else { dequantizeRow_ref(dtype, row(r), count: cols, into: out) }
     }
 }
 

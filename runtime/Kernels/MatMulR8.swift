@@ -1,0 +1,146 @@
+import KAF
+#if arch(x86_64)
+import _Builtin_intrinsics.intel
+#endif
+
+// Prefill for the 8-row interleaved layouts: Y[t, r] = Σ_k W[r,k]·X[t,k], 8 rows × 4 tokens per tile.
+// A tile chunk's nibbles are unpacked once and meet the 4 tokens' broadcast activation dwords, so
+// each vpmaddubsw does 32 multiply-adds for 8 rows at once; per token and 32-block the float work
+// is one widen + one FMA for 8 rows. Rows are walked in chunks of `matmulR8RowGroups` groups per
+// token tile so the tokens' activations stay in L1 while the chunk's weights come from L2.
+// The q4 −8 offset is added afterwards in one pass over the tile scales (Σ_b d_w·s_a per token).
+
+let matmulR8RowGroups = 4
+
+#if arch(x86_64)
+/// Rows 8i…8i+7 (`p` = the row group) × tokens t…t+nt−1 (nt ≤ 4; missing tokens repeat the last),
+/// written to y (row stride ldy: y[t·ldy + r]) for the nt tokens.
+@inline(__always) func r8Tile4(_ p: UnsafeRawPointer, _ a: QuantizedActivations, _ t: Int, _ nt: Int,
+                               _ y: UnsafeMutablePointer<Float>, _ ldy: Int, q4: Bool, G: Int) {
+    let K = a.count, nb = K / 32
+    let qs = UnsafeRawPointer(a.qs)
+    let x0 = qs + t * K, x1 = qs + (t + min(1, nt - 1)) * K, x2 = qs + (t + min(2, nt - 1)) * K, x3 = qs + (t + min(3, nt - 1)) * K
+    let d0 = a.d + t * nb, d1 = a.d + (t + min(1, nt - 1)) * nb, d2 = a.d + (t + min(2, nt - 1)) * nb, d3 = a.d + (t + min(3, nt - 1)) * nb
+    let m = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1)
+    var c0 = SIMD8<Float>(), c1 = SIMD8<Float>(), c2 = SIMD8<Float>(), c3 = SIMD8<Float>()
+    let bb = q4 ? 2 + G / 2 : 2 + G, tb = 8 * bb, per = G / 32
+    for g in 0 ..< K / G {
+        let tile = p + tb * g
+        let sc = tileScales(tile)
+        for j in 0 ..< per {
+            let b = per * g + j, o = 32 * b
+            if q4 {
+                // 32-run j: G = 32 → chunks 0…3, low nibbles weights 4c, high 16+4c. G ≥ 64 → run
+                // j < G/64 is the low nibbles of chunks 8j…8j+7, run j ≥ G/64 the high nibbles of
+                // chunks 8(j−G/64)….
+                var s0 = _mm256_setzero_si256(), s1 = s0, s2 = s0, s3 = s0
+                if G == 32 {
+                    var c = 0
+                    while c < 4 {
+                        let v = load256(tile + 16 + 32 * c)
+                        let lo = _mm256_and_si256(v, m), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m)
+                        let ol = o + 4 * c, oh = o + 16 + 4 * c
+                        s0 = _mm256_add_epi16(s0, _mm256_add_epi16(_mm256_maddubs_epi16(lo, broadcast32(x0 + ol)), _mm256_maddubs_epi16(hi, broadcast32(x0 + oh))))
+                        s1 = _mm256_add_epi16(s1, _mm256_add_epi16(_mm256_maddubs_epi16(lo, broadcast32(x1 + ol)), _mm256_maddubs_epi16(hi, broadcast32(x1 + oh))))
+                        s2 = _mm256_add_epi16(s2, _mm256_add_epi16(_mm256_maddubs_epi16(lo, broadcast32(x2 + ol)), _mm256_maddubs_epi16(hi, broadcast32(x2 + oh))))
+                        s3 = _mm256_add_epi16(s3, _mm256_add_epi16(_mm256_maddubs_epi16(lo, broadcast32(x3 + ol)), _mm256_maddubs_epi16(hi, broadcast32(x3 + oh))))
+                        c += 1
+                    }
+                } else {
+                    let half = G / 64, high = j >= half
+                    let base = tile + 16 + 256 * (high ? j - half : j)
+                    var c = 0
+                    while c < 8 {
+                        let v = load256(base + 32 * c)
+                        let w = high ? _mm256_and_si256(_mm256_srli_epi16(v, 4), m) : _mm256_and_si256(v, m)
+                        let oc = o + 4 * c
+                        s0 = _mm256_add_epi16(s0, _mm256_maddubs_epi16(w, broadcast32(x0 + oc)))
+                        s1 = _mm256_add_epi16(s1, _mm256_maddubs_epi16(w, broadcast32(x1 + oc)))
+                        s2 = _mm256_add_epi16(s2, _mm256_maddubs_epi16(w, broadcast32(x2 + oc)))
+                        s3 = _mm256_add_epi16(s3, _mm256_maddubs_epi16(w, broadcast32(x3 + oc)))
+                        c += 1
+                    }
+                }
+                c0.addProduct(sc * d0[b], widenPairs(s0)); c1.addProduct(sc * d1[b], widenPairs(s1))
+                c2.addProduct(sc * d2[b], widenPairs(s2)); c3.addProduct(sc * d3[b], widenPairs(s3))
+            } else {
+                var s0 = _mm256_setzero_si256(), s1 = s0, s2 = s0, s3 = s0
+                let base = tile + 16 + 256 * j
+                var c = 0
+                while c < 8 {
+                    let v = load256(base + 32 * c)
+                    let av = _mm256_sign_epi8(v, v)
+                    let oc = o + 4 * c
+                    s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(_mm256_maddubs_epi16(av, _mm256_sign_epi8(broadcast32(x0 + oc), v)), ones))
+                    s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(_mm256_maddubs_epi16(av, _mm256_sign_epi8(broadcast32(x1 + oc), v)), ones))
+                    s2 = _mm256_add_epi32(s2, _mm256_madd_epi16(_mm256_maddubs_epi16(av, _mm256_sign_epi8(broadcast32(x2 + oc), v)), ones))
+                    s3 = _mm256_add_epi32(s3, _mm256_madd_epi16(_mm256_maddubs_epi16(av, _mm256_sign_epi8(broadcast32(x3 + oc), v)), ones))
+                    c += 1
+                }
+                c0.addProduct(sc * d0[b], _mm256_cvtepi32_ps(s0)); c1.addProduct(sc * d1[b], _mm256_cvtepi32_ps(s1))
+                c2.addProduct(sc * d2[b], _mm256_cvtepi32_ps(s2)); c3.addProduct(sc * d3[b], _mm256_cvtepi32_ps(s3))
+            }
+        }
+    }
+    if q4 {   // the −8 offset: Σ over groups of d_w · (d_a·Σq_a over the group's 32-runs)
+        for u in 0 ..< nt {
+            let s = a.s + (t + u) * nb
+            var e = SIMD8<Float>()
+            for g in 0 ..< K / G {
+                var sg = s[per * g]
+                for j in 1 ..< max(per, 1) { sg += s[per * g + j] }
+                e.addProduct(tileScales(p + tb * g), SIMD8(repeating: sg))
+            }
+            switch u { case 0: c0 -= 8 * e; case 1: c1 -= 8 * e; case 2: c2 -= 8 * e; default: c3 -= 8 * e }
+        }
+    }
+    @inline(__always) func put(_ v: SIMD8<Float>, _ u: Int) { UnsafeMutableRawPointer(y + (t + u) * ldy).storeBytes(of: v, as: SIMD8<Float>.self) }
+    put(c0, 0)
+    if nt > 1 { put(c1, 1) }
+    if nt > 2 { put(c2, 2) }
+    if nt > 3 { put(c3, 3) }
+}
+#endif
+
+/// Quantized `_r8` weights × quantized activations (`xq.rows` tokens), rows in whole groups of 8.
+public func matmulR8(_ w: WeightMatrix, _ xq: QuantizedActivations, _ Y: UnsafeMutablePointer<Float>, ldy: Int, rows: Range<Int>) {
+    precondition(xq.count == w.cols && w.dtype.isInterleaved)
+    precondition(rows.lowerBound % 8 == 0 && rows.upperBound % 8 == 0, "matmulR8: rows \(rows) not in whole groups of 8")
+    #if arch(x86_64)
+    let q4 = w.dtype.traits.quantBits == 4
+    switch (q4, w.dtype.groupSize) {   // constant G per copy after inlining
+    case (true, 32): r8Tiles(w, xq, Y, ldy, rows, q4: true, G: 32)
+    case (true, 64): r8Tiles(w, xq, Y, ldy, rows, q4: true, G: 64)
+    case (true, _): r8Tiles(w, xq, Y, ldy, rows, q4: true, G: 128)
+    case (false, 32): r8Tiles(w, xq, Y, ldy, rows, q4: false, G: 32)
+    case (false, 64): r8Tiles(w, xq, Y, ldy, rows, q4: false, G: 64)
+    case (false, _): r8Tiles(w, xq, Y, ldy, rows, q4: false, G: 128)
+    }
+    #else
+    for t in 0 ..< xq.rows { matvecR8_ref(w, xq.row(t), Y + t * ldy, rows: rows) }
+    #endif
+}
+
+#if arch(x86_64)
+@inline(__always) func r8Tiles(_ w: WeightMatrix, _ a: QuantizedActivations, _ Y: UnsafeMutablePointer<Float>, _ ldy: Int,
+                               _ rows: Range<Int>, q4: Bool, G: Int) {
+    let T = a.rows
+    var i0 = rows.lowerBound / 8
+    let iEnd = rows.upperBound / 8
+    while i0 < iEnd {
+        let i1 = min(i0 + matmulR8RowGroups, iEnd)
+        var t = 0
+        while t < T {
+            let nt = min(4, T - t)
+            for i in i0 ..< i1 { r8Tile4(w.rowGroup(i), a, t, nt, Y + 8 * i, ldy, q4: q4, G: G) }
+            t += 4
+        }
+        i0 = i1
+    }
+}
+#endif
+
+/// Scalar twin: every token through `matvecR8_ref`.
+public func matmulR8_ref(_ w: WeightMatrix, _ xq: QuantizedActivations, _ Y: UnsafeMutablePointer<Float>, ldy: Int, rows: Range<Int>) {
+    for t in 0 ..< xq.rows { matvecR8_ref(w, xq.row(t), Y + t * ldy, rows: rows) }
+}
