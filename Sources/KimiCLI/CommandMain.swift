@@ -88,3 +88,20 @@ public func readLineUTF8() throws -> String? {
     guard let s = String(validating: bytes, as: UTF8.self) else { throw CLIError("stdin: a line is not valid UTF-8") }
     return s
 }
+
+/// Ctrl-C ends a long-running command at once with status 130 (the shell convention for SIGINT),
+/// after a newline so the terminal prompt starts on a fresh line. Installed explicitly: a process
+/// started from a background job inherits SIGINT as ignored, and a user who sends it still means it.
+/// Only async-signal-safe calls in the handler.
+public func exitOnInterrupt() {
+    signal(SIGINT) { _ in
+        var nl: UInt8 = 10
+        _ = write(2, &nl, 1)
+        _exit(130)
+    }
+    // The signal mask is inherited too (a parent thread may block SIGINT): unblock it.
+    var set = sigset_t()
+    sigemptyset(&set)
+    sigaddset(&set, SIGINT)
+    pthread_sigmask(SIG_UNBLOCK, &set, nil)
+}

@@ -33,6 +33,21 @@ enum CLI {
         return Result(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
     }
 
+    /// A /bin/sh script with $BIN set to the executables' folder (for bytes Process cannot pass:
+    /// invalid UTF-8 in argv or on stdin).
+    static func shell(_ script: String) throws -> Result {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/sh")
+        p.arguments = ["-c", script]
+        p.environment = ProcessInfo.processInfo.environment.merging(["BIN": binDir]) { $1 }
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out; p.standardError = err
+        try p.run()
+        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return Result(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+    }
+
     static func tempDir() -> String {
         let d = NSTemporaryDirectory() + "cli-\(UUID().uuidString)"
         try? FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
@@ -134,6 +149,33 @@ enum CLI {
         ] {
             let r = try CLI.run("kimi-run", args)
             #expect(r.status == 2 && r.stderr.contains(want), "\(args.dropFirst()): \(r.status) \(r.stderr)")
+        }
+        // Invalid UTF-8 as an argument and as a line on stdin (interactive chat).
+        for (script, want) in [
+            ("\"$BIN/kimi-run\" '\(q)' chat \"$(printf 'caf\\351')\"", "not valid UTF-8"),
+            ("printf 'hi\\377\\n' | \"$BIN/kimi-run\" '\(q)' chat --max-tokens 2", "not valid UTF-8"),
+        ] {
+            let r = try CLI.shell(script)
+            #expect(r.status == 2 && r.stderr.contains(want) && r.stderr.split(separator: "\n").count == 1, "\(script): \(r.status) \(r.stderr)")
+        }
+        // Ctrl-C while the interactive chat waits for a line: the process ends at once on SIGINT
+        // (status 130 or killed by the signal), without a trap.
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: CLI.binDir + "/kimi-run")
+        p.arguments = [q, "chat"]
+        let inp = Pipe(), err = Pipe()
+        p.standardInput = inp; p.standardError = err; p.standardOutput = Pipe()
+        try p.run()
+        Thread.sleep(forTimeInterval: 1.0)
+        p.interrupt()
+        let deadline = Date().addingTimeInterval(10)
+        while p.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+        #expect(!p.isRunning, "kimi-run chat did not stop on SIGINT")
+        if p.isRunning { p.terminate() } else {
+            let e = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            let byInt = p.terminationReason == .uncaughtSignal && p.terminationStatus == SIGINT
+            #expect(byInt || p.terminationStatus == 130, "status \(p.terminationStatus) \(p.terminationReason.rawValue)")
+            #expect(!e.contains("Fatal error") && !e.contains("Illegal instruction"), "\(e)")
         }
     }
 

@@ -38,8 +38,10 @@ import KAF
     func matmulTilesMatchPerTokenReference(dtype: DType) {
         let buf = KernelBuffers()
         var rng = KernelRNG(seed: 12)
-        // 40 rows = 5 groups: one chunk of matmulR8RowGroups (4) + 1; T = 7: a 4-token tile + 3.
-        let rows = 40, cols = 256, T = 7
+        // 40 rows = 5 groups: one chunk of matmulR8RowGroups (4) + 1; T = 7: a 4-token tile + 3;
+        // 2176 columns = two full K spans of matmulR8KSpan (1024) + a partial one.
+        for cols in [256, 2176] {
+        let rows = 40, T = 7
         let (plain, r8) = buf.weightPair(dtype, rows: rows, cols: cols, &rng)
         let X = buf.random(T * cols, &rng)
         let a = buf.quantized(count: cols, rows: T)
@@ -53,6 +55,7 @@ import KAF
                 #expect(abs(Y[t * ldy + r] - yr[r]) <= KernelMatVecTests.integerBound(plain, r, a.row(t)), "\(r8.dtype.name) t\(t) r\(r)")
             }
             #expect(Y[t * ldy + rows] == 0)  // padding untouched
+        }
         }
     }
 

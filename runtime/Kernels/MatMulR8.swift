@@ -6,17 +6,23 @@ import _Builtin_intrinsics.intel
 // Prefill for the 8-row interleaved layouts: Y[t, r] = Σ_k W[r,k]·X[t,k], 8 rows × 4 tokens per tile.
 // A tile chunk's nibbles are unpacked once and meet the 4 tokens' broadcast activation dwords, so
 // each vpmaddubsw does 32 multiply-adds for 8 rows at once; per token and 32-block the float work
-// is one widen + one FMA for 8 rows. Rows are walked in chunks of `matmulR8RowGroups` groups per
-// token tile so the tokens' activations stay in L1 while the chunk's weights come from L2.
+// is one widen + one FMA for 8 rows. Rows are walked in chunks of `matmulR8RowGroups` groups and
+// columns in spans of `matmulR8KSpan`, so the weights being multiplied stay in L1 across the token
+// tiles and the activations stream from L2.
 // The q4 −8 offset is added afterwards in one pass over the tile scales (Σ_b d_w·s_a per token).
 
 let matmulR8RowGroups = 4
+/// Columns per pass (K blocking): a chunk's tiles for this many columns (4 groups × 1024 columns
+/// of q4 = 18 KiB) stay in L1 while every token tile passes over them; partial sums go to Y.
+let matmulR8KSpan = 1024
 
 #if arch(x86_64)
 /// Rows 8i…8i+7 (`p` = the row group) × tokens t…t+nt−1 (nt ≤ 4; missing tokens repeat the last),
-/// written to y (row stride ldy: y[t·ldy + r]) for the nt tokens.
+/// over the group columns `groups` only, written to (or, `accumulate`, added into) y (row stride
+/// ldy: y[t·ldy + r]) for the nt tokens.
 @inline(__always) func r8Tile4(_ p: UnsafeRawPointer, _ a: QuantizedActivations, _ t: Int, _ nt: Int,
-                               _ y: UnsafeMutablePointer<Float>, _ ldy: Int, q4: Bool, G: Int) {
+                               _ y: UnsafeMutablePointer<Float>, _ ldy: Int, q4: Bool, G: Int,
+                               groups: Range<Int>, accumulate: Bool) {
     let K = a.count, nb = K / 32
     let qs = UnsafeRawPointer(a.qs)
     let x0 = qs + t * K, x1 = qs + (t + min(1, nt - 1)) * K, x2 = qs + (t + min(2, nt - 1)) * K, x3 = qs + (t + min(3, nt - 1)) * K
@@ -24,7 +30,7 @@ let matmulR8RowGroups = 4
     let m = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1)
     var c0 = SIMD8<Float>(), c1 = SIMD8<Float>(), c2 = SIMD8<Float>(), c3 = SIMD8<Float>()
     let bb = q4 ? 2 + G / 2 : 2 + G, tb = 8 * bb, per = G / 32
-    for g in 0 ..< K / G {
+    for g in groups {
         let tile = p + tb * g
         let sc = tileScales(tile)
         for j in 0 ..< per {
@@ -86,7 +92,7 @@ let matmulR8RowGroups = 4
         for u in 0 ..< nt {
             let s = a.s + (t + u) * nb
             var e = SIMD8<Float>()
-            for g in 0 ..< K / G {
+            for g in groups {
                 var sg = s[per * g]
                 for j in 1 ..< max(per, 1) { sg += s[per * g + j] }
                 e.addProduct(tileScales(p + tb * g), SIMD8(repeating: sg))
@@ -94,7 +100,10 @@ let matmulR8RowGroups = 4
             switch u { case 0: c0 -= 8 * e; case 1: c1 -= 8 * e; case 2: c2 -= 8 * e; default: c3 -= 8 * e }
         }
     }
-    @inline(__always) func put(_ v: SIMD8<Float>, _ u: Int) { UnsafeMutableRawPointer(y + (t + u) * ldy).storeBytes(of: v, as: SIMD8<Float>.self) }
+    @inline(__always) func put(_ v: SIMD8<Float>, _ u: Int) {
+        let o = UnsafeMutableRawPointer(y + (t + u) * ldy)
+        o.storeBytes(of: accumulate ? v + o.loadUnaligned(as: SIMD8<Float>.self) : v, as: SIMD8<Float>.self)
+    }
     put(c0, 0)
     if nt > 1 { put(c1, 1) }
     if nt > 2 { put(c2, 2) }
@@ -124,16 +133,21 @@ public func matmulR8(_ w: WeightMatrix, _ xq: QuantizedActivations, _ Y: UnsafeM
 #if arch(x86_64)
 @inline(__always) func r8Tiles(_ w: WeightMatrix, _ a: QuantizedActivations, _ Y: UnsafeMutablePointer<Float>, _ ldy: Int,
                                _ rows: Range<Int>, q4: Bool, G: Int) {
-    let T = a.rows
+    let T = a.rows, ng = w.cols / G, kStep = max(1, matmulR8KSpan / G)
     var i0 = rows.lowerBound / 8
     let iEnd = rows.upperBound / 8
     while i0 < iEnd {
         let i1 = min(i0 + matmulR8RowGroups, iEnd)
-        var t = 0
-        while t < T {
-            let nt = min(4, T - t)
-            for i in i0 ..< i1 { r8Tile4(w.rowGroup(i), a, t, nt, Y + 8 * i, ldy, q4: q4, G: G) }
-            t += 4
+        var g0 = 0
+        while g0 < ng {
+            let g1 = min(g0 + kStep, ng)
+            var t = 0
+            while t < T {
+                let nt = min(4, T - t)
+                for i in i0 ..< i1 { r8Tile4(w.rowGroup(i), a, t, nt, Y + 8 * i, ldy, q4: q4, G: G, groups: g0 ..< g1, accumulate: g0 > 0) }
+                t += 4
+            }
+            g0 = g1
         }
         i0 = i1
     }

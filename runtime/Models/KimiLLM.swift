@@ -152,10 +152,12 @@ public final class KimiLLM {
         func buf(_ n: Int) -> UnsafeMutablePointer<Float> { let p = UnsafeMutablePointer<Float>.allocate(capacity: n); p.initialize(repeating: 0, count: n); return p }
         let widest = max(c.hidden, c.ffn, c.adaptorIn, embed.cols)
         x = buf(c.hidden); m = buf(c.hidden); xb = buf(c.hidden); q = buf(c.hidden); kv = buf(2 * kvDim)
-        att = buf(ctx); attOut = buf(c.hidden); hb = buf(c.ffn); hb2 = buf(c.ffn)
+        let threadPool = ThreadPool(threads: threads)
+        att = buf(ctx * threadPool.threadCount)   // one score row per thread (heads run in parallel)
+        attOut = buf(c.hidden); hb = buf(c.ffn); hb2 = buf(c.ffn)
         rowScratch = buf(widest); adaptorA = buf(c.hidden); adaptorB = buf(c.hidden)
         textLogits = buf(lmHead.rows); audioLogits = buf(mimoOutput?.rows ?? 1)
-        pool = ThreadPool(threads: threads)
+        pool = threadPool
         xqScratch = .allocate(byteCount: QuantizedActivations.scratchBytes(count: widest), alignment: 64)
         blasSetThreads(1)   // rows are split over our pool; sgemm runs inside each worker
         let floatWeights = ([embed, lmHead] + layers.flatMap { [$0.q, $0.k, $0.v, $0.o, $0.gate, $0.up, $0.down] })
@@ -231,11 +233,20 @@ public final class KimiLLM {
         for i in 0 ..< c.hidden { row[i] = (row[i] + adaptorA[i]) * sqrt2 }
     }
 
-    /// Causal GQA attention of one query row (all heads) at `pos` over cache `cache` → `out`.
+    /// Causal GQA attention of one query row (all heads) at `pos` over cache `cache` → `out`, the
+    /// heads split over the pool (`scores`: contextLength floats per thread).
     func attend(_ q: UnsafePointer<Float>, cache: Int, pos: Int, out: UnsafeMutablePointer<Float>, scores: UnsafeMutablePointer<Float>) {
+        let ctx = contextLength
+        pool.parallelFor(n: config.heads) { r, tid in
+            attendHeads(r, q, cache: cache, pos: pos, out: out, scores: scores + tid * ctx)
+        }
+    }
+
+    /// Heads `heads` of one query row (serial).
+    func attendHeads(_ heads: Range<Int>, _ q: UnsafePointer<Float>, cache: Int, pos: Int, out: UnsafeMutablePointer<Float>, scores: UnsafeMutablePointer<Float>) {
         let c = config, hd = c.headDim, kvDim = c.kvHeads * hd
         let group = c.heads / c.kvHeads, scale = 1 / Float(hd).squareRoot()
-        for head in 0 ..< c.heads {
+        for head in heads {
             let qh = q + head * hd, kvh = head / group   // GQA: contiguous groups of query heads
             for t in 0 ... pos { scores[t] = dot(qh, kCache[cache] + t * kvDim + kvh * hd, hd) * scale }
             softmax(scores, count: pos + 1)

@@ -13,7 +13,7 @@ extension KimiLLM {
             self.maxBatch = maxBatch
             func buf(_ n: Int) -> UnsafeMutablePointer<Float> { let p = UnsafeMutablePointer<Float>.allocate(capacity: n); p.initialize(repeating: 0, count: n); return p }
             x = buf(maxBatch * c.hidden); m = buf(maxBatch * c.hidden); xb = buf(maxBatch * c.hidden); q = buf(maxBatch * c.hidden)
-            att = buf(context); hb = buf(maxBatch * c.ffn); hb2 = buf(maxBatch * c.ffn); emb = buf(max(c.hidden, c.adaptorIn))
+            att = buf(context * max(threads, 1)); hb = buf(maxBatch * c.ffn); hb2 = buf(maxBatch * c.ffn); emb = buf(max(c.hidden, c.adaptorIn))
             xq = .allocate(byteCount: QuantizedActivations.scratchBytes(count: max(c.hidden, c.ffn), rows: maxBatch), alignment: 64)
             blasScratch = (0 ..< max(threads, 1)).map { _ in buf(max(blasFloats, 1)) }
         }
@@ -105,8 +105,16 @@ extension KimiLLM {
             Ops.ropeHalf(B.q + t * D, heads: c.heads, headDim: hd, pos: pos0 + t, invFreq: invFreq)
             Ops.ropeHalf(kBase + t * kvDim, heads: c.kvHeads, headDim: hd, pos: pos0 + t, invFreq: invFreq)
         }
-        // Attention, one query position at a time (B.xb is free again: it takes the outputs).
-        for t in 0 ..< n { attend(B.q + t * D, cache: cache, pos: pos0 + t, out: B.xb + t * D, scores: B.att) }
+        // Attention (B.xb is free again: it takes the outputs). Work items are (head, position),
+        // head-major, so each thread gets whole heads over all positions: causal rows grow with
+        // the position, and a split by position would give the last thread most of the work.
+        let ctx = contextLength
+        pool.parallelFor(n: c.heads * n) { r, tid in
+            for i in r {
+                let head = i / n, t = i % n
+                attendHeads(head ..< head + 1, B.q + t * D, cache: cache, pos: pos0 + t, out: B.xb + t * D, scores: B.att + tid * ctx)
+            }
+        }
         linearBatch(L.o, B.xb, n, B.q, ldy: D)
         for i in 0 ..< n * D { h[i] += B.q[i] }
         for t in 0 ..< n { rmsNorm(h + t * D, weight: L.postNorm, eps: c.eps, B.xb + t * D, count: D) }
