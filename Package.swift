@@ -12,6 +12,12 @@ let fastSwift: [SwiftSetting] = [
     .unsafeFlags(cpuFlags),
     .unsafeFlags(["-Ounchecked", "-enforce-exclusivity=unchecked"], .when(configuration: .release)),
 ]
+// The one module built for AVX-512 VNNI (prefill int8 tiles); the runtime calls it only on CPUs
+// that have it (cpuHasAVX512VNNI), so the rest of the build keeps the baseline above.
+let vnniSwift: [SwiftSetting] = [
+    .unsafeFlags(cpuFlags + ["-Xcc", "-mavx512f", "-Xcc", "-mavx512bw", "-Xcc", "-mavx512vl", "-Xcc", "-mavx512vnni"]),
+    .unsafeFlags(["-Ounchecked", "-enforce-exclusivity=unchecked"], .when(configuration: .release)),
+]
 
 let package = Package(
     name: "KimiAudioCPU",
@@ -45,8 +51,9 @@ let package = Package(
         .target(name: "KimiConvert", dependencies: ["KAF"], path: "converters",
                 swiftSettings: fastSwift),
         // runtime/: kernels, model components, tokenizer, sampler, pipelines, parity.
-        .target(name: "KimiRuntime", dependencies: ["KAF", "COpenBLAS", "CSndfile"], path: "runtime",
-                swiftSettings: fastSwift),
+        .target(name: "KimiRuntime", dependencies: ["KAF", "COpenBLAS", "CSndfile", "KimiKernelsVNNI"], path: "runtime",
+                exclude: ["KernelsVNNI"], swiftSettings: fastSwift),
+        .target(name: "KimiKernelsVNNI", path: "runtime/KernelsVNNI", swiftSettings: vnniSwift),
 
         // What the three CLIs share: error reporting (one line, exit 2), progress, JSON output.
         .target(name: "KimiCLI",

@@ -24,7 +24,8 @@ import KAF
         for j in 0 ..< n / 32 {
             #expect(a.d[j] == b.d[j])
             // s = d·Σq: the SIMD sum of q is the same integer, so the product is the same float.
-            #expect(a.s[j] == b.s[j])
+            #expect(a.s[j] == b.s[j] && a.sq[j] == b.sq[j])
+            #expect(a.sq[j] == (0 ..< 32).reduce(Int32(0)) { $0 + Int32(a.qs[32 * j + $1]) })
             for i in 0 ..< 32 {   // round-to-nearest error bound |x − d·q| ≤ d/2 (+ rounding of 1/d)
                 #expect(abs(x[32 * j + i] - a.d[j] * Float(a.qs[32 * j + i])) <= a.d[j] * 0.5001 + 1e-37)
             }

@@ -59,6 +59,57 @@ import KAF
         }
     }
 
+    /// Batches where `matmulUsesInt8` says no (q8 _r8 without VNNI, T ≥ matmulWidenThreshold) widen
+    /// the rows (dequantizeRowR8Fast, exact) and run sgemm: compared with the Double-sum oracle.
+    @Test(arguments: [DType.q8_g32, .q8_g128, .q4_g64])
+    func wideBatchesThroughSgemmMatchReference(dtype: DType) {
+        let buf = KernelBuffers()
+        var rng = KernelRNG(seed: 14)
+        let rows = 24, cols = 384, T = matmulWidenThreshold + 3
+        let (_, r8) = buf.weightPair(dtype, rows: rows, cols: cols, &rng)
+        let X = buf.random(T * cols, &rng)
+        let a = buf.quantized(count: cols, rows: T)
+        quantizeActivations(X, ldx: cols, into: a)
+        let scratch = buf.floats(max(matmulFloatScratchCount(r8), 1))
+        let Y = buf.floats(T * rows), yr = buf.floats(rows), tmp = buf.floats(cols)
+        // The widen + sgemm path itself (the dispatch picks it only where the int8 tiles are slower).
+        matmulFloat(r8, X, ldx: cols, tokens: T, Y, ldy: rows, rows: 0 ..< rows, scratch: scratch)
+        for r in 0 ..< rows {   // the widened row is exactly the reference dequantization
+            widenRow(r8, r, tmp)
+            let ref = buf.floats(cols)
+            dequantizeRow_ref(r8.dtype, matrix: r8.base, cols: cols, row: r, into: ref)
+            #expect((0 ..< cols).allSatisfy { tmp[$0] == ref[$0] }, "\(r8.dtype.name) widened row \(r)")
+        }
+        for t in 0 ..< T {
+            matvec_ref(r8, X + t * cols, yr, rows: 0 ..< rows, tmp: tmp)
+            for r in 0 ..< rows {
+                var mag: Float = 0
+                dequantizeRow_ref(r8.dtype, matrix: r8.base, cols: cols, row: r, into: tmp)
+                for k in 0 ..< cols { mag += abs(tmp[k] * X[t * cols + k]) }
+                let tol = Float(cols / 8 + 16) * Float.ulpOfOne * mag
+                #expect(abs(Y[t * rows + r] - yr[r]) <= tol, "\(r8.dtype.name) t\(t) r\(r): \(Y[t * rows + r]) vs \(yr[r])")
+            }
+        }
+    }
+
+    /// The AVX-512 VNNI tiles compute the same integers and the same float steps as the AVX2
+    /// tiles: identical outputs (skipped on CPUs without VNNI, where the runtime never calls them).
+    @Test(.enabled(if: cpuHasAVX512VNNI), arguments: kernelQuantTypes)
+    func vnniTilesEqualAVX2Tiles(dtype: DType) {
+        let buf = KernelBuffers()
+        var rng = KernelRNG(seed: 15)
+        let rows = 40, cols = 2176, T = 7
+        let (_, r8) = buf.weightPair(dtype, rows: rows, cols: cols, &rng)
+        let X = buf.random(T * cols, &rng)
+        let a = buf.quantized(count: cols, rows: T)
+        quantizeActivations(X, ldx: cols, into: a)
+        let Y1 = buf.floats(T * rows), Y2 = buf.floats(T * rows)
+        matmulR8(r8, a, Y1, ldy: rows, rows: 0 ..< rows, vnni: false)
+        matmulR8(r8, a, Y2, ldy: rows, rows: 8 ..< 40, vnni: true)
+        matmulR8(r8, a, Y2, ldy: rows, rows: 0 ..< 8, vnni: true)
+        for i in 0 ..< T * rows { #expect(Y1[i] == Y2[i], "\(r8.dtype.name) [\(i / rows), \(i % rows)]: \(Y1[i]) vs \(Y2[i])") }
+    }
+
     @Test func dequantizedRowsEqualRowMajor() {
         let buf = KernelBuffers()
         var rng = KernelRNG(seed: 13)

@@ -133,7 +133,7 @@ public func matmulFloat(_ w: WeightMatrix, _ X: UnsafePointer<Float>, ldx: Int, 
 
 /// One row of f16/bf16/f32 weights as f32.
 @inline(__always) func widenRow(_ w: WeightMatrix, _ r: Int, _ dst: UnsafeMutablePointer<Float>) {
-    if w.dtype.isInterleaved { return dequantizeRow_ref(w.dtype, matrix: w.base, cols: w.cols, row: r, into: dst) }
+    if w.dtype.isInterleaved { return dequantizeRowR8Fast(w, r, dst) }
     let p = w.row(r), K = w.cols, K8 = K & ~7
     let d = UnsafeMutableRawPointer(dst)
     var k = 0
@@ -231,19 +231,60 @@ public func matmulFloatTiled(_ w: WeightMatrix, _ X: UnsafePointer<Float>, ldx: 
     }
 }
 
+/// Row r of a q8/q4 `_r8` matrix → f32, read across the tiles 4 bytes at a time (the same values
+/// as dequantizeRow_ref).
+@inline(__always) func dequantizeRowR8Fast(_ w: WeightMatrix, _ r: Int, _ dst: UnsafeMutablePointer<Float>) {
+    let plain = w.dtype.plain, g = plain.groupSize, bb = plain.traits.blockBytes, q = bb - 2
+    let i = r % 8, group = w.rowGroup(r / 8)
+    let q8 = plain.traits.quantBits == 8
+    for b in 0 ..< w.cols / g {
+        let tile = group + 8 * bb * b, o = dst + b * g
+        let dv = SIMD4<Float>(repeating: f16ToFloat(tile.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)))
+        for c in 0 ..< q / 4 {
+            let bits = tile.loadUnaligned(fromByteOffset: 16 + 32 * c + 4 * i, as: Int32.self)
+            #if arch(x86_64)
+            let v = _mm_cvtsi32_si128(bits)
+            if q8 {
+                UnsafeMutableRawPointer(o + 4 * c).storeBytes(of: dv * _mm_cvtepi32_ps(_mm_cvtepi8_epi32(v)), as: SIMD4<Float>.self)
+            } else {
+                let u = _mm_cvtepu8_epi32(v), e = _mm_set1_epi32(8)
+                let lo = _mm_sub_epi32(_mm_and_si128(u, _mm_set1_epi32(15)), e), hi = _mm_sub_epi32(_mm_srli_epi32(u, 4), e)
+                UnsafeMutableRawPointer(o + 4 * c).storeBytes(of: dv * _mm_cvtepi32_ps(lo), as: SIMD4<Float>.self)
+                UnsafeMutableRawPointer(o + g / 2 + 4 * c).storeBytes(of: dv * _mm_cvtepi32_ps(hi), as: SIMD4<Float>.self)
+            }
+            #else
+            for k in 0 ..< 4 {
+                let byte = UInt8(truncatingIfNeeded: bits >> (8 * k))
+                if q8 { o[4 * c + k] = dv[0] * Float(Int8(bitPattern: byte)) }
+                else { o[4 * c + k] = dv[0] * Float(Int(byte & 15) - 8); o[g / 2 + 4 * c + k] = dv[0] * Float(Int(byte >> 4) - 8) }
+            }
+            #endif
+        }
+    }
+}
+
 /// Batches at least this large widen q8/q4 weights to f32 and use sgemm: the widening is paid
-/// once per weight and batch, and sgemm runs several times faster than the integer tiles.
+/// once per weight and batch, and sgemm runs several times faster than the row-major integer
+/// tiles. The `_r8` tiles stay integer at every size where they beat sgemm (151 GFLOP/s on widened
+/// bf16 at T = 256, kernels.sh): q4 always (AVX2 170, VNNI ~200), q8 with VNNI (185; AVX2 115).
 public let matmulWidenThreshold = 48
 
-/// Dispatch: `_r8` weights → their integer tiles (given `xq`); float weights → sgemm (measured
-/// faster than the tiled kernel, see the benchmark); row-major quantized weights → sgemm on
-/// widened rows for large batches (with `scratch`), else integer tiles on `xq` (required then).
+/// Whether a batch of T tokens goes through the integer kernels (then it needs quantized activations).
+public func matmulUsesInt8(_ w: WeightMatrix, tokens T: Int) -> Bool {
+    guard w.dtype.isQuantized else { return false }
+    if w.dtype.isInterleaved && (w.dtype.traits.quantBits == 4 || cpuHasAVX512VNNI) { return true }
+    return T < matmulWidenThreshold
+}
+
+/// Dispatch: float weights → sgemm (measured faster than the tiled kernel, see the benchmark);
+/// quantized weights → integer tiles on `xq` where `matmulUsesInt8`, else sgemm on rows widened
+/// into `scratch` (integer tiles when no scratch is given).
 public func matmul(_ w: WeightMatrix, X: UnsafePointer<Float>, ldx: Int, xq: QuantizedActivations?, tokens T: Int,
                    Y: UnsafeMutablePointer<Float>, ldy: Int, rows: Range<Int>, scratch: UnsafeMutablePointer<Float>?) {
-    if w.dtype.isInterleaved, let xq {
-        matmulR8(w, xq, Y, ldy: ldy, rows: rows)
-    } else if w.dtype.isFloat || (T >= matmulWidenThreshold && scratch != nil) {
+    if w.dtype.isFloat || (!matmulUsesInt8(w, tokens: T) && scratch != nil) {
         matmulFloat(w, X, ldx: ldx, tokens: T, Y, ldy: ldy, rows: rows, scratch: scratch)
+    } else if w.dtype.isInterleaved {
+        matmulR8(w, xq!, Y, ldy: ldy, rows: rows)
     } else {
         matmulQuant(w, xq!, Y, ldy: ldy, rows: rows)
     }

@@ -1,7 +1,25 @@
 import KAF
+import KimiKernelsVNNI
 #if arch(x86_64)
 import _Builtin_intrinsics.intel
 #endif
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The CPU runs AVX-512 VNNI with 256-bit registers (avx512_vnni, avx512vl, avx512bw in
+/// /proc/cpuinfo, which lists only what the kernel enabled); KIMI_NO_VNNI=1 turns the VNNI tiles off.
+public let cpuHasAVX512VNNI: Bool = {
+    #if arch(x86_64) && os(Linux)
+    if let v = getenv("KIMI_NO_VNNI"), String(cString: v) == "1" { return false }
+    guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+          let line = text.split(separator: "\n").first(where: { $0.hasPrefix("flags") }) else { return false }
+    let flags = Set(line.split(separator: " ").map(String.init))
+    return ["avx512_vnni", "avx512vl", "avx512bw", "avx512f"].allSatisfy(flags.contains)
+    #else
+    return false
+    #endif
+}()
 
 // Prefill for the 8-row interleaved layouts: Y[t, r] = Σ_k W[r,k]·X[t,k], 8 rows × 4 tokens per tile.
 // A tile chunk's nibbles are unpacked once and meet the 4 tokens' broadcast activation dwords, so
@@ -9,7 +27,7 @@ import _Builtin_intrinsics.intel
 // is one widen + one FMA for 8 rows. Rows are walked in chunks of `matmulR8RowGroups` groups and
 // columns in spans of `matmulR8KSpan`, so the weights being multiplied stay in L1 across the token
 // tiles and the activations stream from L2.
-// The q4 −8 offset is added afterwards in one pass over the tile scales (Σ_b d_w·s_a per token).
+// The q4 −8 offset is −8·Σq_a per 32-run, added to the integer sum before it is widened (exact).
 
 let matmulR8RowGroups = 4
 /// Columns per pass (K blocking): a chunk's tiles for this many columns (4 groups × 1024 columns
@@ -20,6 +38,11 @@ let matmulR8KSpan = 1024
 /// Rows 8i…8i+7 (`p` = the row group) × tokens t…t+nt−1 (nt ≤ 4; missing tokens repeat the last),
 /// over the group columns `groups` only, written to (or, `accumulate`, added into) y (row stride
 /// ldy: y[t·ldy + r]) for the nt tokens.
+/// i16 pair sums → int32 per row, plus −8·Σq_a (the q4 offset), → f32.
+@inline(__always) func widenOffset(_ s: __m256i, _ sq: Int32) -> SIMD8<Float> {
+    _mm256_cvtepi32_ps(_mm256_add_epi32(_mm256_madd_epi16(s, _mm256_set1_epi16(1)), _mm256_set1_epi32(-8 &* sq)))
+}
+
 @inline(__always) func r8Tile4(_ p: UnsafeRawPointer, _ a: QuantizedActivations, _ t: Int, _ nt: Int,
                                _ y: UnsafeMutablePointer<Float>, _ ldy: Int, q4: Bool, G: Int,
                                groups: Range<Int>, accumulate: Bool) {
@@ -27,6 +50,7 @@ let matmulR8KSpan = 1024
     let qs = UnsafeRawPointer(a.qs)
     let x0 = qs + t * K, x1 = qs + (t + min(1, nt - 1)) * K, x2 = qs + (t + min(2, nt - 1)) * K, x3 = qs + (t + min(3, nt - 1)) * K
     let d0 = a.d + t * nb, d1 = a.d + (t + min(1, nt - 1)) * nb, d2 = a.d + (t + min(2, nt - 1)) * nb, d3 = a.d + (t + min(3, nt - 1)) * nb
+    let e0 = a.sq + t * nb, e1 = a.sq + (t + min(1, nt - 1)) * nb, e2 = a.sq + (t + min(2, nt - 1)) * nb, e3 = a.sq + (t + min(3, nt - 1)) * nb
     let m = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1)
     var c0 = SIMD8<Float>(), c1 = SIMD8<Float>(), c2 = SIMD8<Float>(), c3 = SIMD8<Float>()
     let bb = q4 ? 2 + G / 2 : 2 + G, tb = 8 * bb, per = G / 32
@@ -67,8 +91,9 @@ let matmulR8KSpan = 1024
                         c += 1
                     }
                 }
-                c0.addProduct(sc * d0[b], widenPairs(s0)); c1.addProduct(sc * d1[b], widenPairs(s1))
-                c2.addProduct(sc * d2[b], widenPairs(s2)); c3.addProduct(sc * d3[b], widenPairs(s3))
+                // Σ (q−8)·a = Σ q·a − 8·Σa, the −8·Σa added in int32 (exact).
+                c0.addProduct(sc * d0[b], widenOffset(s0, e0[b])); c1.addProduct(sc * d1[b], widenOffset(s1, e1[b]))
+                c2.addProduct(sc * d2[b], widenOffset(s2, e2[b])); c3.addProduct(sc * d3[b], widenOffset(s3, e3[b]))
             } else {
                 var s0 = _mm256_setzero_si256(), s1 = s0, s2 = s0, s3 = s0
                 let base = tile + 16 + 256 * j
@@ -88,18 +113,6 @@ let matmulR8KSpan = 1024
             }
         }
     }
-    if q4 {   // the −8 offset: Σ over groups of d_w · (d_a·Σq_a over the group's 32-runs)
-        for u in 0 ..< nt {
-            let s = a.s + (t + u) * nb
-            var e = SIMD8<Float>()
-            for g in groups {
-                var sg = s[per * g]
-                for j in 1 ..< max(per, 1) { sg += s[per * g + j] }
-                e.addProduct(tileScales(p + tb * g), SIMD8(repeating: sg))
-            }
-            switch u { case 0: c0 -= 8 * e; case 1: c1 -= 8 * e; case 2: c2 -= 8 * e; default: c3 -= 8 * e }
-        }
-    }
     @inline(__always) func put(_ v: SIMD8<Float>, _ u: Int) {
         let o = UnsafeMutableRawPointer(y + (t + u) * ldy)
         o.storeBytes(of: accumulate ? v + o.loadUnaligned(as: SIMD8<Float>.self) : v, as: SIMD8<Float>.self)
@@ -112,11 +125,19 @@ let matmulR8KSpan = 1024
 #endif
 
 /// Quantized `_r8` weights × quantized activations (`xq.rows` tokens), rows in whole groups of 8.
-public func matmulR8(_ w: WeightMatrix, _ xq: QuantizedActivations, _ Y: UnsafeMutablePointer<Float>, ldy: Int, rows: Range<Int>) {
+/// `vnni`: use the AVX-512 VNNI tiles (KimiKernelsVNNI; identical results) — only where the CPU has them.
+public func matmulR8(_ w: WeightMatrix, _ xq: QuantizedActivations, _ Y: UnsafeMutablePointer<Float>, ldy: Int, rows: Range<Int>,
+                     vnni: Bool = cpuHasAVX512VNNI) {
     precondition(xq.count == w.cols && w.dtype.isInterleaved)
     precondition(rows.lowerBound % 8 == 0 && rows.upperBound % 8 == 0, "matmulR8: rows \(rows) not in whole groups of 8")
     #if arch(x86_64)
     let q4 = w.dtype.traits.quantBits == 4
+    if vnni {
+        precondition(cpuHasAVX512VNNI, "matmulR8: this CPU has no AVX-512 VNNI")
+        let a = R8Activations(qs: UnsafeRawPointer(xq.qs), d: xq.d, sq: xq.sq, K: xq.count, T: xq.rows)
+        return matmulR8VNNI(base: w.base, groupBytes: 8 * w.rowBytes, q4: q4, G: w.dtype.groupSize, a, Y, ldy: ldy,
+                            groups: rows.lowerBound / 8 ..< rows.upperBound / 8, rowGroupChunk: matmulR8RowGroups, kSpan: matmulR8KSpan)
+    }
     switch (q4, w.dtype.groupSize) {   // constant G per copy after inlining
     case (true, 32): r8Tiles(w, xq, Y, ldy, rows, q4: true, G: 32)
     case (true, 64): r8Tiles(w, xq, Y, ldy, rows, q4: true, G: 64)

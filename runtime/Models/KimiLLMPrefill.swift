@@ -27,7 +27,7 @@ extension KimiLLM {
     func linearBatch(_ w: WeightMatrix, _ X: UnsafePointer<Float>, _ n: Int, _ Y: UnsafeMutablePointer<Float>, ldy: Int, bias: [Float]? = nil) {
         let B = batch
         var xq: QuantizedActivations? = nil
-        if w.wantsQuantizedInput && (n < matmulWidenThreshold || w.dtype.isInterleaved) {
+        if matmulUsesInt8(w, tokens: n) {
             let a = QuantizedActivations(scratch: B.xq, count: w.cols, rows: n)
             quantizeActivations(X, ldx: w.cols, into: a)
             xq = a
