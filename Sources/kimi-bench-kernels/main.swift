@@ -13,7 +13,7 @@ let env = ProcessInfo.processInfo.environment
 let T = Int(env["KIMI_BENCH_T"] ?? "") ?? 512                       // prefill tokens
 let quick = env["KIMI_BENCH_QUICK"] == "1"
 let threadCounts = (env["KIMI_BENCH_THREADS"] ?? "1,2").split(separator: ",").compactMap { Int($0) }
-let dtypes = (env["KIMI_BENCH_TYPES"] ?? "q4_g32,q8_g32,bf16,f32").split(separator: ",").compactMap { DType(name: String($0)) }
+let dtypes = (env["KIMI_BENCH_TYPES"] ?? "q4_g32_r8,q8_g32_r8,q4_g32,q8_g32,bf16,f32").split(separator: ",").compactMap { DType(name: String($0)) }
 let shapes = [(18944, 3584), (3584, 18944)]
 
 @inline(never) func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) * 1e-9 }

@@ -62,6 +62,25 @@ import Foundation
         for i in 0 ..< 64 { #expect(x[i] == x0[i]) }
     }
 
+    /// One attention head (KV-cache strides, GQA offsets, odd n and d) against its scalar twin.
+    @Test func attentionHeadMatchesReference() {
+        let buf = KernelBuffers()
+        var rng = KernelRNG(seed: 21)
+        for (n, d) in [(1, 128), (2, 128), (7, 128), (301, 128), (5, 64), (9, 40), (3, 20)] {
+            let stride = 3 * d + 8   // rows of a KV cache holding more heads than this one
+            let q = buf.random(d, &rng), k = buf.random(n * stride, &rng, scale: 2), v = buf.random(n * stride, &rng)
+            let s1 = buf.floats(n), s2 = buf.floats(n), o1 = buf.floats(d), o2 = buf.floats(d)
+            for i in 0 ..< d { o1[i] = .nan }   // the kernel must overwrite out, not add to it
+            attentionHead(q, k: k + d, v: v + d, stride: stride, count: n, dim: d, scale: 0.3, scores: s1, out: o1)
+            attentionHead_ref(q, k: k + d, v: v + d, stride: stride, count: n, dim: d, scale: 0.3, scores: s2, out: o2)
+            // Dot products reordered (≤ d·ε relative to Σ|q·k|, here < 1e-4 absolute on scores of
+            // size ~5) then softmax's 2e-6: probabilities agree to ~1e-4 relative; out is a convex
+            // combination of |v| ≤ 1.
+            #expect(maxRelErr(s1, s2, n, floor: 1e-3) < 2e-4, "scores n=\(n) d=\(d)")
+            for i in 0 ..< d { #expect(abs(o1[i] - o2[i]) < 1e-4, "out[\(i)] n=\(n) d=\(d): \(o1[i]) vs \(o2[i])") }
+        }
+    }
+
     @Test func softmaxAndActivations() {
         let buf = KernelBuffers()
         var rng = KernelRNG(seed: 13)

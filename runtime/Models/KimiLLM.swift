@@ -40,33 +40,6 @@ public struct LLMConfig: Sendable {
     }
 }
 
-/// Σ a[i]·b[i], eight lanes at a time (head dims are multiples of 8; the tail loop covers the rest).
-@inline(__always) func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
-    var acc = SIMD8<Float>.zero
-    var i = 0
-    while i + 8 <= n {
-        acc.addProduct(UnsafeRawPointer(a + i).loadUnaligned(as: SIMD8<Float>.self), UnsafeRawPointer(b + i).loadUnaligned(as: SIMD8<Float>.self))
-        i += 8
-    }
-    var s = acc.sum()
-    while i < n { s += a[i] * b[i]; i += 1 }
-    return s
-}
-
-/// y[i] += a·x[i].
-@inline(__always) func axpy(_ a: Float, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
-    var i = 0
-    let av = SIMD8<Float>(repeating: a)
-    while i + 8 <= n {
-        let yp = UnsafeMutableRawPointer(y + i)
-        var v = yp.loadUnaligned(as: SIMD8<Float>.self)
-        v.addProduct(av, UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Float>.self))
-        yp.storeBytes(of: v, as: SIMD8<Float>.self)
-        i += 8
-    }
-    while i < n { y[i] += a * x[i]; i += 1 }
-}
-
 /// One Qwen2 decoder layer (trunk and MIMO layers are the same, spec §3.4).
 struct DecoderLayer {
     let inputNorm, postNorm: [Float]
@@ -247,12 +220,9 @@ public final class KimiLLM {
         let c = config, hd = c.headDim, kvDim = c.kvHeads * hd
         let group = c.heads / c.kvHeads, scale = 1 / Float(hd).squareRoot()
         for head in heads {
-            let qh = q + head * hd, kvh = head / group   // GQA: contiguous groups of query heads
-            for t in 0 ... pos { scores[t] = dot(qh, kCache[cache] + t * kvDim + kvh * hd, hd) * scale }
-            softmax(scores, count: pos + 1)
-            let o = out + head * hd
-            for i in 0 ..< hd { o[i] = 0 }
-            for t in 0 ... pos { axpy(scores[t], vCache[cache] + t * kvDim + kvh * hd, o, hd) }
+            let kvh = head / group   // GQA: contiguous groups of query heads
+            attentionHead(q + head * hd, k: kCache[cache] + kvh * hd, v: vCache[cache] + kvh * hd, stride: kvDim, count: pos + 1,
+                          dim: hd, scale: scale, scores: scores, out: out + head * hd)
         }
     }
 

@@ -3,7 +3,7 @@
 # machine's read bandwidth, prefill GFLOP/s (int8 tiles; OpenBLAS sgemm vs own tiles for float),
 # ThreadPool vs DispatchQueue.concurrentPerform overhead. Release build; speed is never asserted.
 #
-#   scripts/bench/kernels.sh                 # q4_g32,q8_g32,bf16,f32 on 1 and 2 threads, T = 512
+#   scripts/bench/kernels.sh                 # q4_g32_r8,q8_g32_r8,q4_g32,q8_g32,bf16,f32 on 1 and 2 threads, T = 512
 #   KIMI_BENCH_TYPES=q4_g128,f16 KIMI_BENCH_THREADS=1 KIMI_BENCH_T=128 scripts/bench/kernels.sh
 #   KIMI_MARCH=native scripts/bench/kernels.sh   # AVX-512/VNNI build instead of x86-64-v3
 #

@@ -286,7 +286,8 @@ for line in open(tsv):
             emb = [t for t in llm if "embed_tokens" in t["name"]]
             r["embedding_bytes"] = sum(t["bytes"] for t in emb)
             r["weight_bytes_per_token"] = sum(t["bytes"] for t in llm) - r["embedding_bytes"]
-            r["types"] = {t["name"]: t["dtype"] for t in llm if "embed_tokens" in t["name"] or "lm_head" in t["name"]}
+            r["types"] = {t["name"]: t["dtype"] for t in llm if "embed_tokens" in t["name"] or "lm_head" in t["name"]
+                          or t["name"] == "llm.layers.0.mlp.up_proj.weight"}
     elif tool == "llama.cpp" and isinstance(j, list):
         for t in j:
             key = "pp_tokens_per_second" if t.get("n_gen", 0) == 0 else "tg_tokens_per_second"
@@ -300,7 +301,7 @@ for line in open(tsv):
             emb = [t for t in tens if t["name"] == "token_embd.weight"]
             r["embedding_bytes"] = sum(t["bytes"] for t in emb)
             r["weight_bytes_per_token"] = sum(t["bytes"] for t in tens) - r["embedding_bytes"]
-            r["types"] = {t["name"]: t["type"] for t in tens if t["name"] in ("token_embd.weight", "output.weight")}
+            r["types"] = {t["name"]: t["type"] for t in tens if t["name"] in ("token_embd.weight", "output.weight", "blk.0.ffn_up.weight")}
     bpt = r["weight_bytes_per_token"]
     r["decode_bound_tokens_per_second"] = bw * 1e9 / bpt if bw and bpt else None
     r["fraction_of_decode_bound"] = (r["tg_tokens_per_second"] / r["decode_bound_tokens_per_second"]
@@ -322,7 +323,9 @@ print(hdr); print("-" * len(hdr))
 for r in rows:
     rat = ratios.get(r["type"], {}) if r["tool"] == "kimi-run" else {}
     types = r.get("types") or {}
-    desc = ("q4_g32/q8_g32" if r["type"] == "q4" else "q8_g32") if r["tool"] == "kimi-run" else ("Q4_0" if r["type"] == "q4" else "Q8_0")
+    # layer linears' type (what the q4/q8 run actually stores), then embedding and head
+    layer = next((v for k, v in types.items() if "up_proj" in k or "ffn_up" in k), None)
+    desc = layer or (("q4" if r["type"] == "q4" else "q8") if r["tool"] == "kimi-run" else ("Q4_0" if r["type"] == "q4" else "Q8_0"))
     emb = next((v for k, v in types.items() if "embed" in k or "embd" in k), None)
     head = next((v for k, v in types.items() if "lm_head" in k or k == "output.weight"), None)
     if emb or head: desc += f" (emb {emb}, out {head})"
