@@ -26,3 +26,5 @@ echo "== parity with the official PyTorch code (golden cases from scripts/refere
 "$bin/kimi-convert" --f32 --force "$release" "$out/tiny-f32.kaf" >/dev/null 2>&1
 "$bin/kimi-parity" "$out/tiny-f32.kaf" --golden Tests/Fixtures/golden/kimi_tiny_lm_f32.safetensors \
   --golden Tests/Fixtures/golden/kimi_tiny_lm_textonly_f32.safetensors
+echo "== the q4 file against the same official f32 run (bounds for q4 weights)"
+"$bin/kimi-parity" "$out/tiny-q4.kaf" --golden Tests/Fixtures/golden/kimi_tiny_lm_f32.safetensors

@@ -179,6 +179,24 @@ enum CLI {
         }
     }
 
+    /// kimi-parity picks its bounds from the file's weight type; q8/q4 pass theirs, a tighter
+    /// bound asked for on q4 fails with exit 1.
+    @Test func parityBoundsFollowTheWeightType() throws {
+        let dir = CLI.tempDir()
+        let golden = CLI.fixtures + "/golden/kimi_tiny_lm_f32.safetensors"
+        for (q, basis) in [("f32", "f32 weights"), ("q8", "q8_g32_r8 weights"), ("q4", "q4_g32_r8 weights")] {
+            let out = dir + "/\(q).kaf"
+            #expect(try CLI.run("kimi-convert", ["--\(q)", "--components", "llm,mimo", CLI.fixtures + "/tiny-release", out]).status == 0)
+            let r = try CLI.run("kimi-parity", [out, "--golden", golden, "--json"])
+            let j = try JSONValue.parse(r.stdout, file: "stdout")
+            #expect(r.status == 0 && j["pass"]?.boolValue == true, "\(q): \(r.stdout) \(r.stderr)")
+            #expect(j["tolerance"]?["basis"]?.stringValue == basis)
+            #expect(j["tolerance"]?["greedy_must_match"]?.boolValue == (q == "f32"))
+        }
+        let strict = try CLI.run("kimi-parity", [dir + "/q4.kaf", "--golden", golden, "--min-cosine", "0.9999"])
+        #expect(strict.status == 1 && strict.stdout.contains("FAIL"), "\(strict.stdout)")
+    }
+
     @Test func dryRunListsEveryTensor() throws {
         let r = try CLI.run("kimi-convert", ["--dry-run", "--json", "--q4", CLI.fixtures + "/tiny-release", "x.kaf"])
         #expect(r.status == 0)
