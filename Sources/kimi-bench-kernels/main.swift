@@ -14,7 +14,11 @@ let T = Int(env["KIMI_BENCH_T"] ?? "") ?? 512                       // prefill t
 let quick = env["KIMI_BENCH_QUICK"] == "1"
 let threadCounts = (env["KIMI_BENCH_THREADS"] ?? "1,2").split(separator: ",").compactMap { Int($0) }
 let dtypes = (env["KIMI_BENCH_TYPES"] ?? "q4_g32_r8,q8_g32_r8,q4_g32,q8_g32,bf16,f32").split(separator: ",").compactMap { DType(name: String($0)) }
-let shapes = [(18944, 3584), (3584, 18944)]
+// KIMI_BENCH_SHAPES=ROWSxCOLS,... (default: the 7B MLP matrices)
+let shapes: [(Int, Int)] = (env["KIMI_BENCH_SHAPES"] ?? "18944x3584,3584x18944").split(separator: ",").compactMap { s in
+    let p = s.split(separator: "x").compactMap { Int($0) }
+    return p.count == 2 ? (p[0], p[1]) : nil
+}
 
 @inline(never) func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) * 1e-9 }
 
