@@ -9,8 +9,8 @@ import Foundation
     static let fixtures = ModelSummaryTests.fixtures
     static func golden(_ name: String) -> String { fixtures + "/golden/" + name + ".safetensors" }
 
-    static func convert(_ folder: String, _ mode: PrecisionPolicy.Mode) throws -> KAFFile {
-        let plan = try Converter.plan(ConvertOptions(input: fixtures + "/" + folder, policy: PrecisionPolicy(mode: mode)))
+    static func convert(_ folder: String, _ mode: PrecisionPolicy.Mode, interleave: Bool = true) throws -> KAFFile {
+        let plan = try Converter.plan(ConvertOptions(input: fixtures + "/" + folder, policy: PrecisionPolicy(mode: mode, interleave: interleave)))
         let path = NSTemporaryDirectory() + "parity-\(UUID().uuidString).kaf"
         try ConversionRunner(plan: plan, threads: 2).write(to: path, overwrite: false)
         return try KAFFile(path: path)
@@ -38,12 +38,17 @@ import Foundation
     /// Quantized files vs the f32 reference, reported and bounded (tiny random weights have near-tied
     /// logits, so top-1 is a weak signal here; cosine is the bound). Measured with int8 activations:
     /// q8 cosine 0.99985 / top-1 0.96; q4 0.988 / 0.57 (audio head).
-    @Test(arguments: [(PrecisionPolicy.Mode.quantized(bits: 8, group: 32), 0.9995, 0.9), (.quantized(bits: 4, group: 32), 0.98, 0.5)])
-    func quantizedStaysClose(_ c: (PrecisionPolicy.Mode, Double, Double)) throws {
+    /// Both layouts: the `_r8` files (the default) and row-major ones (`--no-interleave`), whose
+    /// matrices go through the row-major kernels.
+    @Test(arguments: [(PrecisionPolicy.Mode.quantized(bits: 8, group: 32), 0.9995, 0.9), (.quantized(bits: 4, group: 32), 0.98, 0.5)],
+          [true, false])
+    func quantizedStaysClose(_ c: (PrecisionPolicy.Mode, Double, Double), interleave: Bool) throws {
         var tol = Parity.Tolerance()
         tol.maxAbs = 1; tol.minCosine = c.1; tol.minTop1 = c.2; tol.greedyMustMatch = false
-        let r = try Parity.run(try Self.convert("tiny-release", c.0), golden: Self.golden("kimi_tiny_lm_f32"), tolerance: tol)
-        for m in r.metrics { #expect(m.pass, "\(c.0) \(m.name): \(m.json.serialized())") }
+        let kaf = try Self.convert("tiny-release", c.0, interleave: interleave)
+        #expect(kaf.entry("llm.layers.0.mlp.up_proj.weight")?.dtype.isInterleaved == interleave)
+        let r = try Parity.run(kaf, golden: Self.golden("kimi_tiny_lm_f32"), tolerance: tol)
+        for m in r.metrics { #expect(m.pass, "\(c.0) interleave \(interleave) \(m.name): \(m.json.serialized())") }
     }
 
     /// Tokenizer ids on the real Qwen2.5 vocabulary vs quicktok-v1 (41 awkward strings): with NFC
