@@ -53,11 +53,13 @@ public struct PrecisionPolicy: Sendable {
     /// come in whole groups of 8 (also for `--keep` types: the glob picks bits and group).
     public func choose(name: String, shape: [Int], role: Role) -> (DType, String) {
         let (t, why) = chooseBlocks(name: name, shape: shape, role: role)
-        let multiplied: Set<Role> = [.linear, .head, .adaptor, .encoderLinear, .detokLinear]
-        guard interleave, t.isQuantized, !t.isInterleaved, multiplied.contains(role),
+        guard interleave, t.isQuantized, !t.isInterleaved, Self.multiplied.contains(role),
               shape.count == 2, shape[0] % RowInterleave.rows == 0, let r8 = t.interleaved else { return (t, why) }
         return (r8, why + ", rows interleaved by 8")
     }
+
+    /// Roles whose matrices are multiplied with activations (not looked up by row).
+    static let multiplied: Set<Role> = [.linear, .head, .adaptor, .encoderLinear, .detokLinear]
 
     private func chooseBlocks(name: String, shape: [Int], role: Role) -> (DType, String) {
         for k in keeps where globMatch(k.glob, name) {

@@ -12,13 +12,6 @@ public enum RowInterleave {
     public static let rows = 8
     public static let chunk = 4
 
-    /// Byte offset of tile `g` of row group `i` in a matrix of `cols` columns.
-    @inline(__always)
-    public static func tileOffset(_ plain: DType, cols: Int, group i: Int, tile g: Int) -> Int {
-        let bb = plain.traits.blockBytes
-        return (i * (cols / plain.groupSize) + g) * rows * bb
-    }
-
     /// Eight row-major rows (row r at `src + r·srcStride`) → one interleaved row group at `dst`.
     public static func interleave(_ plain: DType, cols: Int, rowsAt src: UnsafeRawPointer, stride srcStride: Int,
                                   into dst: UnsafeMutableRawPointer) {

@@ -38,11 +38,6 @@ let matmulR8KSpan = 1024
 /// Rows 8i…8i+7 (`p` = the row group) × tokens t…t+nt−1 (nt ≤ 4; missing tokens repeat the last),
 /// over the group columns `groups` only, written to (or, `accumulate`, added into) y (row stride
 /// ldy: y[t·ldy + r]) for the nt tokens.
-/// i16 pair sums → int32 per row, plus −8·Σq_a (the q4 offset), → f32.
-@inline(__always) func widenOffset(_ s: __m256i, _ sq: Int32) -> SIMD8<Float> {
-    _mm256_cvtepi32_ps(_mm256_add_epi32(_mm256_madd_epi16(s, _mm256_set1_epi16(1)), _mm256_set1_epi32(-8 &* sq)))
-}
-
 @inline(__always) func r8Tile4(_ p: UnsafeRawPointer, _ a: QuantizedActivations, _ t: Int, _ nt: Int,
                                _ y: UnsafeMutablePointer<Float>, _ ldy: Int, q4: Bool, G: Int,
                                groups: Range<Int>, accumulate: Bool) {

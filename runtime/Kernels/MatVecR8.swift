@@ -13,7 +13,8 @@ import _Builtin_intrinsics.intel
 //
 // q4: nibbles unsigned (0…15) against signed activations; the i16 pair sums of the 8 products of a
 // 32-run add up to ≤ 8·2·15·127 = 30480 < 32767, so a 32-run sums in i16 and widens once (vpmaddwd ×1).
-// The −8 offset is applied in float with the activation block sums s = d_a·Σq_a (QuantizedActivations).
+// The −8 offset is −8·Σq_a per 32-run (QuantizedActivations.sq), added in int32 before the widening
+// (exact; the prefill tiles do the same).
 // q8: |w| and sign(w)·a (vpsignb ×2) as in the row-major kernel; pairs reach 2·127·127, so every
 // vpmaddubsw widens to i32 at once.
 
@@ -21,14 +22,17 @@ import _Builtin_intrinsics.intel
 @inline(__always) func broadcast32(_ p: UnsafeRawPointer) -> __m256i { _mm256_set1_epi32(p.loadUnaligned(as: Int32.self)) }
 /// The 8 row scales at the start of a tile.
 @inline(__always) func tileScales(_ t: UnsafeRawPointer) -> SIMD8<Float> { _mm256_cvtph_ps(t.loadUnaligned(as: __m128i.self)) }
-@inline(__always) func widenPairs(_ s: __m256i) -> SIMD8<Float> { _mm256_cvtepi32_ps(_mm256_madd_epi16(s, _mm256_set1_epi16(1))) }
+/// i16 pair sums → int32 per row, plus −8·Σq_a (the q4 offset), → f32.
+@inline(__always) func widenOffset(_ s: __m256i, _ sq: Int32) -> SIMD8<Float> {
+    _mm256_cvtepi32_ps(_mm256_add_epi32(_mm256_madd_epi16(s, _mm256_set1_epi16(1)), _mm256_set1_epi32(-8 &* sq)))
+}
 
 /// Rows 8i…8i+7 of a q4_gG_r8 matrix (`p` = its row group) · activations.
 @inline(__always) func q4R8GroupDot(_ p: UnsafeRawPointer, _ a: QuantizedActivations, group G: Int) -> SIMD8<Float> {
-    let qs = UnsafeRawPointer(a.qs), ad = a.d, asum = a.s
+    let qs = UnsafeRawPointer(a.qs), ad = a.d, asq = a.sq
     let tb = 8 * (2 + G / 2)
     let m = _mm256_set1_epi8(0x0F)
-    var acc0 = SIMD8<Float>(), acc1 = SIMD8<Float>(), corr = SIMD8<Float>()
+    var acc0 = SIMD8<Float>(), acc1 = SIMD8<Float>()
     if G == 32 {
         // Tile = 4 chunks; low nibbles are weights 4c…4c+3, high ones 16+4c….
         let nb = a.count / 32
@@ -45,8 +49,7 @@ import _Builtin_intrinsics.intel
             u = _mm256_add_epi16(u, _mm256_maddubs_epi16(_mm256_and_si256(v3, m), broadcast32(x + 12)))
             u = _mm256_add_epi16(u, _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(v3, 4), m), broadcast32(x + 28)))
             let sc = tileScales(t)
-            acc0.addProduct(sc * ad[b], widenPairs(_mm256_add_epi16(s, u)))
-            corr.addProduct(sc, SIMD8(repeating: asum[b]))
+            acc0.addProduct(sc * ad[b], widenOffset(_mm256_add_epi16(s, u), asq[b]))
             b += 1
         }
     } else {
@@ -56,7 +59,6 @@ import _Builtin_intrinsics.intel
         for g in 0 ..< a.count / G {
             let t = p + tb * g, b0 = per * g
             let sc = tileScales(t)
-            var ssum: Float = 0
             for h in 0 ..< half {
                 let xl = qs + 32 * (b0 + h), xh = qs + 32 * (b0 + half + h), c0 = t + 16 + 256 * h
                 var lo = _mm256_setzero_si256(), hi = _mm256_setzero_si256()
@@ -67,14 +69,12 @@ import _Builtin_intrinsics.intel
                     hi = _mm256_add_epi16(hi, _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(v, 4), m), broadcast32(xh + 4 * c)))
                     c += 1
                 }
-                acc0.addProduct(sc * ad[b0 + h], widenPairs(lo))
-                acc1.addProduct(sc * ad[b0 + half + h], widenPairs(hi))
-                ssum += asum[b0 + h] + asum[b0 + half + h]
+                acc0.addProduct(sc * ad[b0 + h], widenOffset(lo, asq[b0 + h]))
+                acc1.addProduct(sc * ad[b0 + half + h], widenOffset(hi, asq[b0 + half + h]))
             }
-            corr.addProduct(sc, SIMD8(repeating: ssum))
         }
     }
-    return (acc0 + acc1) - 8 * corr
+    return acc0 + acc1
 }
 
 /// Rows 8i…8i+7 of a q8_gG_r8 matrix · activations.
