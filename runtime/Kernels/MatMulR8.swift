@@ -127,19 +127,14 @@ public func matmulR8(_ w: WeightMatrix, _ xq: QuantizedActivations, _ Y: UnsafeM
     precondition(rows.lowerBound % 8 == 0 && rows.upperBound % 8 == 0, "matmulR8: rows \(rows) not in whole groups of 8")
     #if arch(x86_64)
     let q4 = w.dtype.traits.quantBits == 4
-    if vnni {
-        precondition(cpuHasAVX512VNNI, "matmulR8: this CPU has no AVX-512 VNNI")
-        let a = R8Activations(qs: UnsafeRawPointer(xq.qs), d: xq.d, sq: xq.sq, K: xq.count, T: xq.rows)
-        return matmulR8VNNI(base: w.base, groupBytes: 8 * w.rowBytes, q4: q4, G: w.dtype.groupSize, a, Y, ldy: ldy,
-                            groups: rows.lowerBound / 8 ..< rows.upperBound / 8, rowGroupChunk: matmulR8RowGroups, kSpan: matmulR8KSpan)
-    }
+    precondition(!vnni || cpuHasAVX512VNNI, "matmulR8: this CPU has no AVX-512 VNNI")
     switch (q4, w.dtype.groupSize) {   // constant G per copy after inlining
-    case (true, 32): r8Tiles(w, xq, Y, ldy, rows, q4: true, G: 32)
-    case (true, 64): r8Tiles(w, xq, Y, ldy, rows, q4: true, G: 64)
-    case (true, _): r8Tiles(w, xq, Y, ldy, rows, q4: true, G: 128)
-    case (false, 32): r8Tiles(w, xq, Y, ldy, rows, q4: false, G: 32)
-    case (false, 64): r8Tiles(w, xq, Y, ldy, rows, q4: false, G: 64)
-    case (false, _): r8Tiles(w, xq, Y, ldy, rows, q4: false, G: 128)
+    case (true, 32): r8Tiles(w, xq, Y, ldy, rows, q4: true, G: 32, vnni: vnni)
+    case (true, 64): r8Tiles(w, xq, Y, ldy, rows, q4: true, G: 64, vnni: vnni)
+    case (true, _): r8Tiles(w, xq, Y, ldy, rows, q4: true, G: 128, vnni: vnni)
+    case (false, 32): r8Tiles(w, xq, Y, ldy, rows, q4: false, G: 32, vnni: vnni)
+    case (false, 64): r8Tiles(w, xq, Y, ldy, rows, q4: false, G: 64, vnni: vnni)
+    case (false, _): r8Tiles(w, xq, Y, ldy, rows, q4: false, G: 128, vnni: vnni)
     }
     #else
     for t in 0 ..< xq.rows { matvecR8_ref(w, xq.row(t), Y + t * ldy, rows: rows) }
@@ -147,9 +142,12 @@ public func matmulR8(_ w: WeightMatrix, _ xq: QuantizedActivations, _ Y: UnsafeM
 }
 
 #if arch(x86_64)
+/// Row chunks × column spans; each (chunk, span) pass runs every token tile, through the AVX2
+/// tiles here or the VNNI ones (KimiKernelsVNNI.r8SpanVNNI, one call per pass).
 @inline(__always) func r8Tiles(_ w: WeightMatrix, _ a: QuantizedActivations, _ Y: UnsafeMutablePointer<Float>, _ ldy: Int,
-                               _ rows: Range<Int>, q4: Bool, G: Int) {
+                               _ rows: Range<Int>, q4: Bool, G: Int, vnni: Bool) {
     let T = a.rows, ng = w.cols / G, kStep = max(1, matmulR8KSpan / G)
+    let va = R8Activations(qs: UnsafeRawPointer(a.qs), d: a.d, sq: a.sq, K: a.count, T: T)
     var i0 = rows.lowerBound / 8
     let iEnd = rows.upperBound / 8
     while i0 < iEnd {
@@ -157,11 +155,16 @@ public func matmulR8(_ w: WeightMatrix, _ xq: QuantizedActivations, _ Y: UnsafeM
         var g0 = 0
         while g0 < ng {
             let g1 = min(g0 + kStep, ng)
-            var t = 0
-            while t < T {
-                let nt = min(4, T - t)
-                for i in i0 ..< i1 { r8Tile4(w.rowGroup(i), a, t, nt, Y + 8 * i, ldy, q4: q4, G: G, groups: g0 ..< g1, accumulate: g0 > 0) }
-                t += 4
+            if vnni {
+                r8SpanVNNI(base: w.base, groupBytes: 8 * w.rowBytes, q4: q4, G: G, va, Y, ldy: ldy,
+                           rowGroups: i0 ..< i1, groups: g0 ..< g1, accumulate: g0 > 0)
+            } else {
+                var t = 0
+                while t < T {
+                    let nt = min(4, T - t)
+                    for i in i0 ..< i1 { r8Tile4(w.rowGroup(i), a, t, nt, Y + 8 * i, ldy, q4: q4, G: G, groups: g0 ..< g1, accumulate: g0 > 0) }
+                    t += 4
+                }
             }
             g0 = g1
         }

@@ -23,38 +23,28 @@ public struct R8Activations {
     }
 }
 
-/// Y[t, 8i…8i+7] for row groups `groups` of the `_r8` matrix at `base` (row group stride
-/// `groupBytes`), every token; rows in chunks of `rowGroupChunk`, columns in spans of `kSpan`.
-public func matmulR8VNNI(base: UnsafeRawPointer, groupBytes: Int, q4: Bool, G: Int, _ a: R8Activations,
-                         _ Y: UnsafeMutablePointer<Float>, ldy: Int, groups: Range<Int>, rowGroupChunk: Int, kSpan: Int) {
+/// One pass of the `_r8` prefill (runtime/Kernels/MatMulR8.swift `r8Tiles` walks the passes): row
+/// groups `rowGroups` of the matrix at `base` (row group stride `groupBytes`), group columns
+/// `groups`, every token; written to Y, or added into it when `accumulate`.
+public func r8SpanVNNI(base: UnsafeRawPointer, groupBytes: Int, q4: Bool, G: Int, _ a: R8Activations,
+                       _ Y: UnsafeMutablePointer<Float>, ldy: Int, rowGroups: Range<Int>, groups: Range<Int>, accumulate: Bool) {
     switch (q4, G) {   // constant G per copy after inlining
-    case (true, 32): tiles(base, groupBytes, true, 32, a, Y, ldy, groups, rowGroupChunk, kSpan)
-    case (true, 64): tiles(base, groupBytes, true, 64, a, Y, ldy, groups, rowGroupChunk, kSpan)
-    case (true, _): tiles(base, groupBytes, true, 128, a, Y, ldy, groups, rowGroupChunk, kSpan)
-    case (false, 32): tiles(base, groupBytes, false, 32, a, Y, ldy, groups, rowGroupChunk, kSpan)
-    case (false, 64): tiles(base, groupBytes, false, 64, a, Y, ldy, groups, rowGroupChunk, kSpan)
-    case (false, _): tiles(base, groupBytes, false, 128, a, Y, ldy, groups, rowGroupChunk, kSpan)
+    case (true, 32): span(base, groupBytes, true, 32, a, Y, ldy, rowGroups, groups, accumulate)
+    case (true, 64): span(base, groupBytes, true, 64, a, Y, ldy, rowGroups, groups, accumulate)
+    case (true, _): span(base, groupBytes, true, 128, a, Y, ldy, rowGroups, groups, accumulate)
+    case (false, 32): span(base, groupBytes, false, 32, a, Y, ldy, rowGroups, groups, accumulate)
+    case (false, 64): span(base, groupBytes, false, 64, a, Y, ldy, rowGroups, groups, accumulate)
+    case (false, _): span(base, groupBytes, false, 128, a, Y, ldy, rowGroups, groups, accumulate)
     }
 }
 
-@inline(__always) func tiles(_ base: UnsafeRawPointer, _ groupBytes: Int, _ q4: Bool, _ G: Int, _ a: R8Activations,
-                             _ Y: UnsafeMutablePointer<Float>, _ ldy: Int, _ groups: Range<Int>, _ chunk: Int, _ kSpan: Int) {
-    let ng = a.K / G, kStep = max(1, kSpan / G)
-    var i0 = groups.lowerBound
-    while i0 < groups.upperBound {
-        let i1 = min(i0 + chunk, groups.upperBound)
-        var g0 = 0
-        while g0 < ng {
-            let g1 = min(g0 + kStep, ng)
-            var t = 0
-            while t < a.T {
-                let nt = min(4, a.T - t)
-                for i in i0 ..< i1 { tile4(base + i * groupBytes, a, t, nt, Y + 8 * i, ldy, q4, G, g0 ..< g1, g0 > 0) }
-                t += 4
-            }
-            g0 = g1
-        }
-        i0 = i1
+@inline(__always) func span(_ base: UnsafeRawPointer, _ groupBytes: Int, _ q4: Bool, _ G: Int, _ a: R8Activations,
+                            _ Y: UnsafeMutablePointer<Float>, _ ldy: Int, _ rowGroups: Range<Int>, _ groups: Range<Int>, _ accumulate: Bool) {
+    var t = 0
+    while t < a.T {
+        let nt = min(4, a.T - t)
+        for i in rowGroups { tile4(base + i * groupBytes, a, t, nt, Y + 8 * i, ldy, q4, G, groups, accumulate) }
+        t += 4
     }
 }
 
