@@ -22,24 +22,20 @@ enum CLI {
     struct Result { let status: Int32; let stdout: String; let stderr: String }
 
     static func run(_ tool: String, _ args: [String]) throws -> Result {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: binDir + "/" + tool)
-        p.arguments = args
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out; p.standardError = err
-        try p.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return Result(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+        try execute(binDir + "/" + tool, args)
     }
 
     /// A /bin/sh script with $BIN set to the executables' folder (for bytes Process cannot pass:
     /// invalid UTF-8 in argv or on stdin).
     static func shell(_ script: String) throws -> Result {
+        try execute("/bin/sh", ["-c", script], environment: ProcessInfo.processInfo.environment.merging(["BIN": binDir]) { $1 })
+    }
+
+    private static func execute(_ path: String, _ args: [String], environment: [String: String]? = nil) throws -> Result {
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/bin/sh")
-        p.arguments = ["-c", script]
-        p.environment = ProcessInfo.processInfo.environment.merging(["BIN": binDir]) { $1 }
+        p.executableURL = URL(fileURLWithPath: path)
+        p.arguments = args
+        if let environment { p.environment = environment }
         let out = Pipe(), err = Pipe()
         p.standardOutput = out; p.standardError = err
         try p.run()
