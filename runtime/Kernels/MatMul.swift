@@ -234,6 +234,7 @@ public func matmulFloatTiled(_ w: WeightMatrix, _ X: UnsafePointer<Float>, ldx: 
 /// Row r of a q8/q4 `_r8` matrix → f32, read across the tiles 4 bytes at a time (the same values
 /// as dequantizeRow_ref).
 @inline(__always) func dequantizeRowR8Fast(_ w: WeightMatrix, _ r: Int, _ dst: UnsafeMutablePointer<Float>) {
+    #if arch(x86_64)
     let plain = w.dtype.plain, g = plain.groupSize, bb = plain.traits.blockBytes, q = bb - 2
     let i = r % 8, group = w.rowGroup(r / 8)
     let q8 = plain.traits.quantBits == 8
@@ -241,9 +242,7 @@ public func matmulFloatTiled(_ w: WeightMatrix, _ X: UnsafePointer<Float>, ldx: 
         let tile = group + 8 * bb * b, o = dst + b * g
         let dv = SIMD4<Float>(repeating: f16ToFloat(tile.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)))
         for c in 0 ..< q / 4 {
-            let bits = tile.loadUnaligned(fromByteOffset: 16 + 32 * c + 4 * i, as: Int32.self)
-            #if arch(x86_64)
-            let v = _mm_cvtsi32_si128(bits)
+            let v = _mm_cvtsi32_si128(tile.loadUnaligned(fromByteOffset: 16 + 32 * c + 4 * i, as: Int32.self))
             if q8 {
                 UnsafeMutableRawPointer(o + 4 * c).storeBytes(of: dv * _mm_cvtepi32_ps(_mm_cvtepi8_epi32(v)), as: SIMD4<Float>.self)
             } else {
@@ -252,15 +251,11 @@ public func matmulFloatTiled(_ w: WeightMatrix, _ X: UnsafePointer<Float>, ldx: 
                 UnsafeMutableRawPointer(o + 4 * c).storeBytes(of: dv * _mm_cvtepi32_ps(lo), as: SIMD4<Float>.self)
                 UnsafeMutableRawPointer(o + g / 2 + 4 * c).storeBytes(of: dv * _mm_cvtepi32_ps(hi), as: SIMD4<Float>.self)
             }
-            #else
-            for k in 0 ..< 4 {
-                let byte = UInt8(truncatingIfNeeded: bits >> (8 * k))
-                if q8 { o[4 * c + k] = dv[0] * Float(Int8(bitPattern: byte)) }
-                else { o[4 * c + k] = dv[0] * Float(Int(byte & 15) - 8); o[g / 2 + 4 * c + k] = dv[0] * Float(Int(byte >> 4) - 8) }
-            }
-            #endif
         }
     }
+    #else
+    dequantizeRow_ref(w.dtype, matrix: w.base, cols: w.cols, row: r, into: dst)
+    #endif
 }
 
 /// Batches at least this large widen q8/q4 weights to f32 and use sgemm: the widening is paid
