@@ -1,4 +1,5 @@
 import KAF
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -33,20 +34,8 @@ public struct PrecisionPolicy: Sendable {
         }
     }
 
-    /// What a tensor is in its component (decides the default type).
-    public enum Role: String, Sendable {
-        case vector          // norms, biases, scalars, gains
-        case linear          // a 2-D weight multiplied with activations (decoder layers)
-        case encoderLinear   // linear weights of the audio encoders (Whisper, VQ)
-        case detokLinear     // linear weights of the DiT
-        case embedding       // token-embedding tables (row lookups)
-        case head            // the LLM's output heads
-        case adaptor         // the VQ adaptor linears
-        case positions       // learned position tables
-        case codebook        // the VQ codebook (argmin of distances: keep exact)
-        case convolution     // conv weights
-        case vocoder         // everything of the vocoder
-    }
+    /// What a tensor is in its component (formats/Architecture/TensorSpec.swift).
+    public typealias Role = TensorRole
 
     /// The type for `name` (already the .kaf name) and why. Quantized matrices of the roles that
     /// are multiplied with activations get the `_r8` layout when `interleave` is on and the rows
@@ -54,7 +43,8 @@ public struct PrecisionPolicy: Sendable {
     public func choose(name: String, shape: [Int], role: Role) -> (DType, String) {
         let (t, why) = chooseBlocks(name: name, shape: shape, role: role)
         guard interleave, t.isQuantized, !t.isInterleaved, Self.multiplied.contains(role),
-              shape.count == 2, shape[0] % RowInterleave.rows == 0, let r8 = t.interleaved else { return (t, why) }
+            shape.count == 2, shape[0] % RowInterleave.rows == 0, let r8 = t.interleaved
+        else { return (t, why) }
         return (r8, why + ", rows interleaved by 8")
     }
 
@@ -67,7 +57,10 @@ public struct PrecisionPolicy: Sendable {
                 return (.f16, "--keep \(k.glob)=\(k.type.name) asked, but rows of \(last) are not whole groups")
             }
             if k.type.isInterleaved, shape.count != 2 || shape[0] % RowInterleave.rows != 0 {
-                return (k.type.plain, "--keep \(k.glob)=\(k.type.name) asked, but \(shape) is not 2-D with rows in whole groups of 8")
+                return (
+                    k.type.plain,
+                    "--keep \(k.glob)=\(k.type.name) asked, but \(shape) is not 2-D with rows in whole groups of 8"
+                )
             }
             return (k.type, "--keep \(k.glob)=\(k.type.name)")
         }
