@@ -5,17 +5,17 @@ import KAF
 public enum TokenizerConverter {
     /// The 421 Kimi special-token names in id order (spec §4.1, kimia_infer special_tokens.py).
     public static let kimiSpecialTokens: [String] = {
-        var t = ["[BOS]", "[EOS]", "<|im_msg_end|>", "<|im_user_msg_start|>", "<|im_assistant_msg_start|>"]
+        var t = ["[BOS]", "[EOS]", KimiToken.msgEnd.rawValue, "<|im_user_msg_start|>", "<|im_assistant_msg_start|>"]
         t += (0 ... 3).map { "<|reserved_token_\($0)|>" }
         t += ["[EOT]"]
         t += (4 ... 11).map { "<|reserved_token_\($0)|>" }
-        t += ["<|im_media_begin|>", "<|reserved_token_12|>", "<|im_media_end|>"]
+        t += [KimiToken.mediaBegin.rawValue, "<|reserved_token_12|>", KimiToken.mediaEnd.rawValue]
         t += (13 ... 14).map { "<|reserved_token_\($0)|>" }
-        t += ["<|im_kimia_text_blank|>", "<|im_kimia_text_eos|>"]
+        t += [KimiToken.textBlank.rawValue, KimiToken.textEos.rawValue]
         t += (15 ... 16).map { "<|reserved_token_\($0)|>" }
-        t += ["<|im_kimia_user_msg_start|>", "<|im_kimia_assistant_msg_start|>"]
+        t += [KimiToken.userMsgStart.rawValue, KimiToken.assistantMsgStart.rawValue]
         t += (17 ... 19).map { "<|reserved_token_\($0)|>" }
-        t += ["<|im_kimia_speech_ct_id|>", "<|im_kimia_speech_ctd_id|>"]
+        t += [KimiToken.speechCt.rawValue, KimiToken.speechCtd.rawValue]
         t += (20 ... 406).map { "<|reserved_token_\($0)|>" }
         return t
     }()
@@ -32,7 +32,8 @@ public enum TokenizerConverter {
         let specials = kimiSpecialTokens
         // The HF tokenizer_config.json, when present, must agree with the built-in table.
         let tcPath = release.file("tokenizer_config.json")
-        if fileExists(tcPath), let added = try JSONValue.parse(contentsOf: tcPath)["added_tokens_decoder"]?.objectValue {
+        if fileExists(tcPath), let added = try JSONValue.parse(contentsOf: tcPath)["added_tokens_decoder"]?.objectValue
+        {
             for (i, name) in specials.enumerated() {
                 if let got = added[String(ranks.count + i)]?["content"]?.stringValue, got != name {
                     throw FormatError(tcPath, "special token \(ranks.count + i) is '\(got)', expected '\(name)'")
@@ -41,18 +42,25 @@ public enum TokenizerConverter {
         }
         let textVocab = ranks.count + specials.count
         if let offset = release.config["kimia_token_offset"]?.intValue, offset != textVocab {
-            throw FormatError(cfgFile, "kimia_token_offset \(offset) differs from the text vocabulary (\(ranks.count) ranks + \(specials.count) specials)")
+            throw FormatError(
+                cfgFile,
+                "kimia_token_offset \(offset) differs from the text vocabulary (\(ranks.count) ranks + \(specials.count) specials)"
+            )
         }
         let text = try MappedFile(path: path)
         var plan = ComponentPlan(name: "tokenizer")
         plan.blobs = [(name: "tokenizer.tiktoken", bytes: text.withBytes { Array($0) }, compress: true)]
-        plan.meta = meta(numBase: ranks.count, specials: specials.enumerated().map { (ranks.count + $0.offset, $0.element) }, chatTemplate: nil)
+        plan.meta = meta(
+            numBase: ranks.count, specials: specials.enumerated().map { (ranks.count + $0.offset, $0.element) },
+            chatTemplate: nil)
         plan.files = [path]
         return plan
     }
 
     /// kaf.meta `components.tokenizer`: the runtime's whole view of the tokenizer besides the ranks.
-    static func meta(numBase: Int, specials: [(id: Int, name: String)], chatTemplate: String?, normalizer: String? = nil) -> JSONValue {
+    static func meta(
+        numBase: Int, specials: [(id: Int, name: String)], chatTemplate: String?, normalizer: String? = nil
+    ) -> JSONValue {
         var m: [String: JSONValue] = [
             "type": "tiktoken", "num_base_tokens": .int(Int64(numBase)), "pattern": .string(qwen2Pattern),
             "special_tokens": .array(specials.map { ["id": .int(Int64($0.id)), "name": .string($0.name)] }),
@@ -68,7 +76,8 @@ public enum TokenizerConverter {
         let path = folder + "/tokenizer.json"
         guard fileExists(path) else { throw FormatError(path, "missing: a Qwen2 checkpoint needs its tokenizer.json") }
         let doc = try JSONValue.parse(contentsOf: path)
-        guard let model = doc["model"], model["type"]?.stringValue == "BPE", let vocab = model["vocab"]?.objectValue else {
+        guard let model = doc["model"], model["type"]?.stringValue == "BPE", let vocab = model["vocab"]?.objectValue
+        else {
             throw FormatError(path, "not a BPE tokenizer (model.type must be \"BPE\" with a vocab)")
         }
         let decoder = byteDecoder()
@@ -80,7 +89,9 @@ public enum TokenizerConverter {
             guard tokens[id] == nil else { throw FormatError(path, "vocab id \(id) used twice") }
             var bytes: [UInt8] = []
             for u in piece.unicodeScalars {
-                guard let b = decoder[u] else { throw FormatError(path, "vocab entry '\(piece)' is not byte-level BPE") }
+                guard let b = decoder[u] else {
+                    throw FormatError(path, "vocab entry '\(piece)' is not byte-level BPE")
+                }
                 bytes.append(b)
             }
             tokens[id] = bytes
@@ -91,11 +102,20 @@ public enum TokenizerConverter {
             var last = -1
             for (i, mv) in merges.enumerated() {
                 let pair: String
-                if let s = mv.stringValue { pair = s.replacingOccurrences(of: " ", with: "") }
-                else if let a = mv.arrayValue, a.count == 2, let x = a[0].stringValue, let y = a[1].stringValue { pair = x + y }
-                else { throw FormatError(path, "merge \(i) is malformed") }
-                guard let id = vocab[pair]?.intValue else { throw FormatError(path, "merge \(i) makes '\(pair)', which is not in the vocab") }
-                guard id > last else { throw FormatError(path, "merge \(i) ('\(pair)', id \(id)) is out of id order: ranks cannot equal ids") }
+                if let s = mv.stringValue {
+                    pair = s.replacingOccurrences(of: " ", with: "")
+                } else if let a = mv.arrayValue, a.count == 2, let x = a[0].stringValue, let y = a[1].stringValue {
+                    pair = x + y
+                } else {
+                    throw FormatError(path, "merge \(i) is malformed")
+                }
+                guard let id = vocab[pair]?.intValue else {
+                    throw FormatError(path, "merge \(i) makes '\(pair)', which is not in the vocab")
+                }
+                guard id > last else {
+                    throw FormatError(
+                        path, "merge \(i) ('\(pair)', id \(id)) is out of id order: ranks cannot equal ids")
+                }
                 last = id
             }
         }
@@ -106,12 +126,17 @@ public enum TokenizerConverter {
         }
         var specials: [(id: Int, name: String)] = []
         for a in doc["added_tokens"]?.arrayValue ?? [] {
-            guard let id = a["id"]?.intValue, let name = a["content"]?.stringValue else { throw FormatError(path, "malformed added_tokens entry") }
+            guard let id = a["id"]?.intValue, let name = a["content"]?.stringValue else {
+                throw FormatError(path, "malformed added_tokens entry")
+            }
             if id >= vocab.count { specials.append((id, name)) }
         }
         specials.sort { $0.id < $1.id }
         for (i, s) in specials.enumerated() where s.id != vocab.count + i {
-            throw FormatError(path, "special token '\(s.name)' has id \(s.id), expected \(vocab.count + i) (specials must follow the vocabulary)")
+            throw FormatError(
+                path,
+                "special token '\(s.name)' has id \(s.id), expected \(vocab.count + i) (specials must follow the vocabulary)"
+            )
         }
         // Qwen2.5's tokenizer.json normalizes to NFC before splitting; plain tiktoken (Kimi) does not.
         var normalizer: String? = nil
@@ -146,7 +171,7 @@ public enum TokenizerConverter {
         return map
     }
 
-
     /// Qwen2's pre-tokenization regex (spec §5).
-    public static let qwen2Pattern = #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
+    public static let qwen2Pattern =
+        #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
 }

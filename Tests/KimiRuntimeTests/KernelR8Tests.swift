@@ -75,7 +75,7 @@ import KAF
         // The widen + sgemm path itself (the dispatch picks it only where the int8 tiles are slower).
         matmulFloat(r8, X, ldx: cols, tokens: T, Y, ldy: rows, rows: 0 ..< rows, scratch: scratch)
         for r in 0 ..< rows {   // the widened row is exactly the reference dequantization
-            widenRow(r8, r, tmp)
+            r8.dequantizeRow(r, into: tmp)
             let ref = buf.floats(cols)
             dequantizeRow_ref(r8.dtype, matrix: r8.base, cols: cols, row: r, into: ref)
             #expect((0 ..< cols).allSatisfy { tmp[$0] == ref[$0] }, "\(r8.dtype.name) widened row \(r)")

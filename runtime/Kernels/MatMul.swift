@@ -1,5 +1,6 @@
-import KAF
 import COpenBLAS
+import KAF
+
 #if arch(x86_64)
 import _Builtin_intrinsics.intel
 #endif
@@ -17,14 +18,16 @@ let matmulRowChunk = 16
 @inline(__always) func q4Sub(_ blk: UnsafeRawPointer, _ j: Int, _ G: Int) -> __m256i {
     if G == 32 { return unpackQ4x32(blk + 2) }
     let m = _mm256_set1_epi8(0x0F)
-    let half = G / 64                               // 32-runs per half: 1 (G=64) or 2 (G=128)
+    let half = G / 64  // 32-runs per half: 1 (G=64) or 2 (G=128)
     let v = load256(blk + 2 + 32 * (j % half))
     return j < half ? _mm256_and_si256(v, m) : _mm256_and_si256(_mm256_srli_epi16(v, 4), m)
 }
 
 /// Four tokens (t…t+3) × one row.
-@inline(__always) func quantTile4(_ p: UnsafeRawPointer, _ a: QuantizedActivations, _ t: Int,
-                                  _ y: UnsafeMutablePointer<Float>, _ ldy: Int, q4: Bool, G: Int) {
+@inline(__always) func quantTile4(
+    _ p: UnsafeRawPointer, _ a: QuantizedActivations, _ t: Int,
+    _ y: UnsafeMutablePointer<Float>, _ ldy: Int, q4: Bool, G: Int
+) {
     let K = a.count, nb = K / 32, per = G / 32, bb = q4 ? 2 + G / 2 : 2 + G
     let q0 = UnsafeRawPointer(a.qs + t * K), q1 = q0 + K, q2 = q1 + K, q3 = q2 + K
     let d0 = a.d + t * nb, d1 = d0 + nb, d2 = d1 + nb, d3 = d2 + nb
@@ -41,23 +44,30 @@ let matmulRowChunk = 16
             c1.addProduct(SIMD8(repeating: dw * d1[b]), dotU8S8(wv, load256(q1 + o)))
             c2.addProduct(SIMD8(repeating: dw * d2[b]), dotU8S8(wv, load256(q2 + o)))
             c3.addProduct(SIMD8(repeating: dw * d3[b]), dotU8S8(wv, load256(q3 + o)))
-            e0 += dw * s0[b]; e1 += dw * s1[b]; e2 += dw * s2[b]; e3 += dw * s3[b]
+            e0 += dw * s0[b]
+            e1 += dw * s1[b]
+            e2 += dw * s2[b]
+            e3 += dw * s3[b]
         } else {
             let wv = load256(blk + 2 + 32 * j)
-            let aw = _mm256_sign_epi8(wv, wv)           // |w| once, sign(w)·a per token
+            let aw = _mm256_sign_epi8(wv, wv)  // |w| once, sign(w)·a per token
             c0.addProduct(SIMD8(repeating: dw * d0[b]), dotU8S8(aw, _mm256_sign_epi8(load256(q0 + o), wv)))
             c1.addProduct(SIMD8(repeating: dw * d1[b]), dotU8S8(aw, _mm256_sign_epi8(load256(q1 + o), wv)))
             c2.addProduct(SIMD8(repeating: dw * d2[b]), dotU8S8(aw, _mm256_sign_epi8(load256(q2 + o), wv)))
             c3.addProduct(SIMD8(repeating: dw * d3[b]), dotU8S8(aw, _mm256_sign_epi8(load256(q3 + o), wv)))
         }
     }
-    y[0] = hsum(c0) - 8 * e0; y[ldy] = hsum(c1) - 8 * e1
-    y[2 * ldy] = hsum(c2) - 8 * e2; y[3 * ldy] = hsum(c3) - 8 * e3
+    y[0] = hsum(c0) - 8 * e0
+    y[ldy] = hsum(c1) - 8 * e1
+    y[2 * ldy] = hsum(c2) - 8 * e2
+    y[3 * ldy] = hsum(c3) - 8 * e3
 }
 #endif
 
-@inline(__always) func quantTiles(_ w: WeightMatrix, _ a: QuantizedActivations, _ Y: UnsafeMutablePointer<Float>, _ ldy: Int,
-                                  _ rows: Range<Int>, q4: Bool, G: Int) {
+@inline(__always) func quantTiles(
+    _ w: WeightMatrix, _ a: QuantizedActivations, _ Y: UnsafeMutablePointer<Float>, _ ldy: Int,
+    _ rows: Range<Int>, q4: Bool, G: Int
+) {
     let T = a.rows
     var r0 = rows.lowerBound
     while r0 < rows.upperBound {
@@ -69,9 +79,11 @@ let matmulRowChunk = 16
             t += 4
         }
         #endif
-        while t < T {   // token tail (T not a multiple of 4): one token at a time
+        while t < T {  // token tail (T not a multiple of 4): one token at a time
             let at = a.row(t)
-            for r in r0 ..< r1 { Y[t * ldy + r] = q4 ? q4RowDot(w.row(r), at, group: G) : q8RowDot(w.row(r), at, group: G) }
+            for r in r0 ..< r1 {
+                Y[t * ldy + r] = q4 ? q4RowDot(w.row(r), at, group: G) : q8RowDot(w.row(r), at, group: G)
+            }
             t += 1
         }
         r0 = r1
@@ -79,7 +91,9 @@ let matmulRowChunk = 16
 }
 
 /// Quantized weights × quantized activations (`xq.rows` tokens), integer path.
-public func matmulQuant(_ w: WeightMatrix, _ xq: QuantizedActivations, _ Y: UnsafeMutablePointer<Float>, ldy: Int, rows: Range<Int>) {
+public func matmulQuant(
+    _ w: WeightMatrix, _ xq: QuantizedActivations, _ Y: UnsafeMutablePointer<Float>, ldy: Int, rows: Range<Int>
+) {
     precondition(xq.count == w.cols)
     switch w.dtype {
     case .q4_g32: quantTiles(w, xq, Y, ldy, rows, q4: true, G: 32)
@@ -109,14 +123,17 @@ public func blasSetThreads(_ n: Int) { openblas_set_num_threads(Int32(n)) }
 
 /// Float weights through OpenBLAS: f32 rows go to sgemm as they are (Y = X·Wᵀ); f16/bf16 rows are
 /// widened to f32 in chunks into `scratch` (`matmulFloatScratchCount` floats) first.
-public func matmulFloat(_ w: WeightMatrix, _ X: UnsafePointer<Float>, ldx: Int, tokens T: Int,
-                        _ Y: UnsafeMutablePointer<Float>, ldy: Int, rows: Range<Int>, scratch: UnsafeMutablePointer<Float>?) {
+public func matmulFloat(
+    _ w: WeightMatrix, _ X: UnsafePointer<Float>, ldx: Int, tokens T: Int,
+    _ Y: UnsafeMutablePointer<Float>, ldy: Int, rows: Range<Int>, scratch: UnsafeMutablePointer<Float>?
+) {
     let K = w.cols
     if rows.isEmpty || T == 0 { return }
     if w.dtype == .f32 {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(T), Int32(rows.count), Int32(K), 1,
-                    X, Int32(ldx), w.row(rows.lowerBound).assumingMemoryBound(to: Float.self), Int32(K),
-                    0, Y + rows.lowerBound, Int32(ldy))
+        cblas_sgemm(
+            CblasRowMajor, CblasNoTrans, CblasTrans, Int32(T), Int32(rows.count), Int32(K), 1,
+            X, Int32(ldx), w.row(rows.lowerBound).assumingMemoryBound(to: Float.self), Int32(K),
+            0, Y + rows.lowerBound, Int32(ldy))
         return
     }
     let scratch = scratch!
@@ -124,31 +141,19 @@ public func matmulFloat(_ w: WeightMatrix, _ X: UnsafePointer<Float>, ldx: Int, 
     var r0 = rows.lowerBound
     while r0 < rows.upperBound {
         let n = min(chunk, rows.upperBound - r0)
-        for i in 0 ..< n { widenRow(w, r0 + i, scratch + i * K) }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(T), Int32(n), Int32(K), 1,
-                    X, Int32(ldx), scratch, Int32(K), 0, Y + r0, Int32(ldy))
+        for i in 0 ..< n { dequantizeRow(w, row: r0 + i, into: scratch + i * K) }
+        cblas_sgemm(
+            CblasRowMajor, CblasNoTrans, CblasTrans, Int32(T), Int32(n), Int32(K), 1,
+            X, Int32(ldx), scratch, Int32(K), 0, Y + r0, Int32(ldy))
         r0 += n
     }
 }
 
-/// One row of f16/bf16/f32 weights as f32.
-@inline(__always) func widenRow(_ w: WeightMatrix, _ r: Int, _ dst: UnsafeMutablePointer<Float>) {
-    if w.dtype.isInterleaved { return dequantizeRowR8Fast(w, r, dst) }
-    let p = w.row(r), K = w.cols, K8 = K & ~7
-    let d = UnsafeMutableRawPointer(dst)
-    var k = 0
-    switch w.dtype {
-    case .f16: while k < K8 { d.storeBytes(of: loadF16x8(p + 2 * k), toByteOffset: 4 * k, as: SIMD8<Float>.self); k += 8 }
-    case .bf16: while k < K8 { d.storeBytes(of: loadBF16x8(p + 2 * k), toByteOffset: 4 * k, as: SIMD8<Float>.self); k += 8 }
-    case .q8_g32, .q8_g64, .q8_g128, .q4_g32, .q4_g64, .q4_g128: dequantizeRowFast(w.dtype, p, K, dst); return
-    default: break
-    }
-    if k < K { dequantizeRow_ref(w.dtype, p + k * (w.dtype == .f32 ? 4 : 2), count: K - k, into: dst + k) }
-}
-
 /// Own float kernel (for comparison with sgemm): 4 tokens × 2 rows per pass, 8 accumulators.
-public func matmulFloatTiled(_ w: WeightMatrix, _ X: UnsafePointer<Float>, ldx: Int, tokens T: Int,
-                             _ Y: UnsafeMutablePointer<Float>, ldy: Int, rows: Range<Int>) {
+public func matmulFloatTiled(
+    _ w: WeightMatrix, _ X: UnsafePointer<Float>, ldx: Int, tokens T: Int,
+    _ Y: UnsafeMutablePointer<Float>, ldy: Int, rows: Range<Int>
+) {
     switch w.dtype {
     case .f32: floatTiles(_LoadF32.self, w, X, ldx, T, Y, ldy, rows)
     case .f16: floatTiles(_LoadF16.self, w, X, ldx, T, Y, ldy, rows)
@@ -157,8 +162,10 @@ public func matmulFloatTiled(_ w: WeightMatrix, _ X: UnsafePointer<Float>, ldx: 
     }
 }
 
-@inline(__always) func floatTiles<L: _FloatRowLoader>(_: L.Type, _ w: WeightMatrix, _ X: UnsafePointer<Float>, _ ldx: Int, _ T: Int,
-                                                      _ Y: UnsafeMutablePointer<Float>, _ ldy: Int, _ rows: Range<Int>) {
+@inline(__always) func floatTiles<L: _FloatRowLoader>(
+    _: L.Type, _ w: WeightMatrix, _ X: UnsafePointer<Float>, _ ldx: Int, _ T: Int,
+    _ Y: UnsafeMutablePointer<Float>, _ ldy: Int, _ rows: Range<Int>
+) {
     let K = w.cols, K8 = K & ~7
     var r0 = rows.lowerBound
     while r0 < rows.upperBound {
@@ -182,23 +189,47 @@ public func matmulFloatTiled(_ w: WeightMatrix, _ X: UnsafePointer<Float>, ldx: 
                     let wa = L.load8(pa, k), wb = L.load8(pb, k)
                     let v0 = loadF32x8(x0 + 4 * k), v1 = loadF32x8(x1 + 4 * k)
                     let v2 = loadF32x8(x2 + 4 * k), v3 = loadF32x8(x3 + 4 * k)
-                    a0.addProduct(wa, v0); a1.addProduct(wa, v1); a2.addProduct(wa, v2); a3.addProduct(wa, v3)
-                    b0.addProduct(wb, v0); b1.addProduct(wb, v1); b2.addProduct(wb, v2); b3.addProduct(wb, v3)
+                    a0.addProduct(wa, v0)
+                    a1.addProduct(wa, v1)
+                    a2.addProduct(wa, v2)
+                    a3.addProduct(wa, v3)
+                    b0.addProduct(wb, v0)
+                    b1.addProduct(wb, v1)
+                    b2.addProduct(wb, v2)
+                    b3.addProduct(wb, v3)
                     k += 8
                 }
                 var sa = (hsum(a0), hsum(a1), hsum(a2), hsum(a3)), sb = (hsum(b0), hsum(b1), hsum(b2), hsum(b3))
                 let f0 = X + t * ldx
                 while k < K {
                     let ua = L.load1(pa, k), ub = L.load1(pb, k)
-                    sa.0 += ua * f0[k]; sb.0 += ub * f0[k]
-                    if nt > 1 { sa.1 += ua * f0[ldx + k]; sb.1 += ub * f0[ldx + k] }
-                    if nt > 2 { sa.2 += ua * f0[2 * ldx + k]; sb.2 += ub * f0[2 * ldx + k] }
-                    if nt > 3 { sa.3 += ua * f0[3 * ldx + k]; sb.3 += ub * f0[3 * ldx + k] }
+                    sa.0 += ua * f0[k]
+                    sb.0 += ub * f0[k]
+                    if nt > 1 {
+                        sa.1 += ua * f0[ldx + k]
+                        sb.1 += ub * f0[ldx + k]
+                    }
+                    if nt > 2 {
+                        sa.2 += ua * f0[2 * ldx + k]
+                        sb.2 += ub * f0[2 * ldx + k]
+                    }
+                    if nt > 3 {
+                        sa.3 += ua * f0[3 * ldx + k]
+                        sb.3 += ub * f0[3 * ldx + k]
+                    }
                     k += 1
                 }
                 let y = Y + t * ldy
-                y[r] = sa.0; if nt > 1 { y[ldy + r] = sa.1 }; if nt > 2 { y[2 * ldy + r] = sa.2 }; if nt > 3 { y[3 * ldy + r] = sa.3 }
-                if two { y[r + 1] = sb.0; if nt > 1 { y[ldy + r + 1] = sb.1 }; if nt > 2 { y[2 * ldy + r + 1] = sb.2 }; if nt > 3 { y[3 * ldy + r + 1] = sb.3 } }
+                y[r] = sa.0
+                if nt > 1 { y[ldy + r] = sa.1 }
+                if nt > 2 { y[2 * ldy + r] = sa.2 }
+                if nt > 3 { y[3 * ldy + r] = sa.3 }
+                if two {
+                    y[r + 1] = sb.0
+                    if nt > 1 { y[ldy + r + 1] = sb.1 }
+                    if nt > 2 { y[2 * ldy + r + 1] = sb.2 }
+                    if nt > 3 { y[3 * ldy + r + 1] = sb.3 }
+                }
                 r += 2
             }
             t += 4
@@ -208,7 +239,9 @@ public func matmulFloatTiled(_ w: WeightMatrix, _ X: UnsafePointer<Float>, ldx: 
 }
 
 /// q8/q4 row → f32, block by block (prefill widens weights for sgemm; exact, like dequantizeRow_ref).
-@inline(__always) func dequantizeRowFast(_ t: DType, _ p: UnsafeRawPointer, _ K: Int, _ dst: UnsafeMutablePointer<Float>) {
+@inline(__always) func dequantizeRowFast(
+    _ t: DType, _ p: UnsafeRawPointer, _ K: Int, _ dst: UnsafeMutablePointer<Float>
+) {
     let g = t.groupSize, bb = t.traits.blockBytes
     if t.traits.quantBits == 8 {
         for b in 0 ..< K / g {
@@ -244,12 +277,15 @@ public func matmulFloatTiled(_ w: WeightMatrix, _ X: UnsafePointer<Float>, ldx: 
         for c in 0 ..< q / 4 {
             let v = _mm_cvtsi32_si128(tile.loadUnaligned(fromByteOffset: 16 + 32 * c + 4 * i, as: Int32.self))
             if q8 {
-                UnsafeMutableRawPointer(o + 4 * c).storeBytes(of: dv * _mm_cvtepi32_ps(_mm_cvtepi8_epi32(v)), as: SIMD4<Float>.self)
+                UnsafeMutableRawPointer(o + 4 * c).storeBytes(
+                    of: dv * _mm_cvtepi32_ps(_mm_cvtepi8_epi32(v)), as: SIMD4<Float>.self)
             } else {
                 let u = _mm_cvtepu8_epi32(v), e = _mm_set1_epi32(8)
-                let lo = _mm_sub_epi32(_mm_and_si128(u, _mm_set1_epi32(15)), e), hi = _mm_sub_epi32(_mm_srli_epi32(u, 4), e)
+                let lo = _mm_sub_epi32(_mm_and_si128(u, _mm_set1_epi32(15)), e),
+                    hi = _mm_sub_epi32(_mm_srli_epi32(u, 4), e)
                 UnsafeMutableRawPointer(o + 4 * c).storeBytes(of: dv * _mm_cvtepi32_ps(lo), as: SIMD4<Float>.self)
-                UnsafeMutableRawPointer(o + g / 2 + 4 * c).storeBytes(of: dv * _mm_cvtepi32_ps(hi), as: SIMD4<Float>.self)
+                UnsafeMutableRawPointer(o + g / 2 + 4 * c).storeBytes(
+                    of: dv * _mm_cvtepi32_ps(hi), as: SIMD4<Float>.self)
             }
         }
     }
@@ -274,8 +310,10 @@ public func matmulUsesInt8(_ w: WeightMatrix, tokens T: Int) -> Bool {
 /// Dispatch: float weights → sgemm (measured faster than the tiled kernel, see the benchmark);
 /// quantized weights → integer tiles on `xq` where `matmulUsesInt8`, else sgemm on rows widened
 /// into `scratch` (integer tiles when no scratch is given).
-public func matmul(_ w: WeightMatrix, X: UnsafePointer<Float>, ldx: Int, xq: QuantizedActivations?, tokens T: Int,
-                   Y: UnsafeMutablePointer<Float>, ldy: Int, rows: Range<Int>, scratch: UnsafeMutablePointer<Float>?) {
+public func matmul(
+    _ w: WeightMatrix, X: UnsafePointer<Float>, ldx: Int, xq: QuantizedActivations?, tokens T: Int,
+    Y: UnsafeMutablePointer<Float>, ldy: Int, rows: Range<Int>, scratch: UnsafeMutablePointer<Float>?
+) {
     if w.dtype.isFloat || (!matmulUsesInt8(w, tokens: T) && scratch != nil) {
         matmulFloat(w, X, ldx: ldx, tokens: T, Y, ldy: ldy, rows: rows, scratch: scratch)
     } else if w.dtype.isInterleaved {

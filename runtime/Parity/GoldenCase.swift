@@ -1,5 +1,5 @@
-import KAF
 import Foundation
+import KAF
 
 /// Runs a .kaf model on a golden case written by the official code (formats/GOLDEN.md) and
 /// measures how far it is: per logits tensor max |Δ|, max relative error, worst row cosine,
@@ -23,9 +23,21 @@ public enum Parity {
             guard let e = kaf.entry("llm.layers.0.mlp.up_proj.weight") else { return t }
             t.basis = "\(e.dtype.name) weights"
             switch (e.dtype.isQuantized ? e.dtype.traits.quantBits : 0, e.dtype) {
-            case (8, _): t.maxAbs = .infinity; t.minCosine = 0.9995; t.minTop1 = 0.9; t.greedyMustMatch = false
-            case (4, _): t.maxAbs = .infinity; t.minCosine = 0.98; t.minTop1 = 0.5; t.greedyMustMatch = false
-            case (_, .f16), (_, .bf16): t.maxAbs = 5e-2; t.minCosine = 0.9999; t.minTop1 = 0.9; t.greedyMustMatch = false
+            case (8, _):
+                t.maxAbs = .infinity
+                t.minCosine = 0.9995
+                t.minTop1 = 0.9
+                t.greedyMustMatch = false
+            case (4, _):
+                t.maxAbs = .infinity
+                t.minCosine = 0.98
+                t.minTop1 = 0.5
+                t.greedyMustMatch = false
+            case (_, .f16), (_, .bf16):
+                t.maxAbs = 5e-2
+                t.minCosine = 0.9999
+                t.minTop1 = 0.9
+                t.greedyMustMatch = false
             default: break
             }
             return t
@@ -43,10 +55,15 @@ public enum Parity {
         public var json: JSONValue {
             var o: [String: JSONValue] = ["name": .string(name), "pass": .bool(pass)]
             if let m = sequenceMatch {
-                o["sequence_match"] = .bool(m); o["matched_prefix"] = .int(Int64(matchedPrefix)); o["expected_length"] = .int(Int64(expectedLength))
+                o["sequence_match"] = .bool(m)
+                o["matched_prefix"] = .int(Int64(matchedPrefix))
+                o["expected_length"] = .int(Int64(expectedLength))
             } else {
-                o["max_abs"] = .double(maxAbs); o["max_rel"] = .double(maxRel); o["min_cosine"] = .double(minCosine)
-                o["top1_agreement"] = .double(top1); o["rows"] = .int(Int64(rows))
+                o["max_abs"] = .double(maxAbs)
+                o["max_rel"] = .double(maxRel)
+                o["min_cosine"] = .double(minCosine)
+                o["top1_agreement"] = .double(top1)
+                o["rows"] = .int(Int64(rows))
             }
             return .object(o)
         }
@@ -73,11 +90,16 @@ public enum Parity {
                 let g = Double(got[r * cols + j]), w = Double(want[r * cols + j])
                 m.maxAbs = max(m.maxAbs, abs(g - w))
                 scale = max(scale, abs(w))
-                dot += g * w; ng += g * g; nw += w * w
+                dot += g * w
+                ng += g * g
+                nw += w * w
                 if got[r * cols + j] > got[r * cols + bestG] { bestG = j }
                 if want[r * cols + j] > want[r * cols + bestW] { bestW = j }
             }
-            for j in 0 ..< cols { m.maxRel = max(m.maxRel, abs(Double(got[r * cols + j]) - Double(want[r * cols + j])) / max(scale, 1e-12)) }
+            for j in 0 ..< cols {
+                m.maxRel = max(
+                    m.maxRel, abs(Double(got[r * cols + j]) - Double(want[r * cols + j])) / max(scale, 1e-12))
+            }
             let cosv = (ng > 0 && nw > 0) ? dot / (ng.squareRoot() * nw.squareRoot()) : (ng == nw ? 1 : 0)
             m.minCosine = min(m.minCosine, cosv)
             if bestG == bestW { agree += 1 }
@@ -97,7 +119,9 @@ public enum Parity {
     }
 
     /// Runs one golden case against `kaf`.
-    public static func run(_ kaf: KAFFile, golden path: String, tolerance tol: Tolerance = Tolerance()) throws -> CaseResult {
+    public static func run(_ kaf: KAFFile, golden path: String, tolerance tol: Tolerance = Tolerance()) throws
+        -> CaseResult
+    {
         let g = try SafetensorsFile(path: path)
         guard g.metadata["kaf.golden"] == "1", let stage = g.metadata["stage"] else {
             throw FormatError(path, "not a golden case (metadata kaf.golden = \"1\" and stage are required)")
@@ -107,15 +131,20 @@ public enum Parity {
         case "text":
             let bpe = try TiktokenBPE(kaf: kaf)
             if let text = g.metadata["in.text"] {
-                return CaseResult(path: path, stage: stage, metrics: [compareSequence("ids", got: bpe.encode(text), want: try ints("out.ids"), tol: tol)])
+                return CaseResult(
+                    path: path, stage: stage,
+                    metrics: [compareSequence("ids", got: bpe.encode(text), want: try ints("out.ids"), tol: tol)])
             }
             // Multi-case form: `cases` = N, in.text.NNN / out.ids.NNN.
-            guard let n = g.metadata["cases"].flatMap({ Int($0) }), n > 0 else { throw FormatError(path, "stage text needs in.text or cases") }
+            guard let n = g.metadata["cases"].flatMap({ Int($0) }), n > 0 else {
+                throw FormatError(path, "stage text needs in.text or cases")
+            }
             var metrics: [Metric] = []
             for i in 0 ..< n {
                 let k = String(format: "%03d", i)
                 guard let text = g.metadata["in.text.\(k)"] else { throw FormatError(path, "missing in.text.\(k)") }
-                metrics.append(compareSequence("ids.\(k)", got: bpe.encode(text), want: try ints("out.ids.\(k)"), tol: tol))
+                metrics.append(
+                    compareSequence("ids.\(k)", got: bpe.encode(text), want: try ints("out.ids.\(k)"), tol: tol))
             }
             return CaseResult(path: path, stage: stage, metrics: metrics)
         case "lm":
@@ -131,12 +160,16 @@ public enum Parity {
         let c = llm.config
         let textIds = try ints("in.text_ids")
         let audioIds = c.isKimi ? try ints("in.audio_ids") : textIds
-        guard audioIds.count == textIds.count else { throw FormatError(path, "in.audio_ids and in.text_ids differ in length") }
+        guard audioIds.count == textIds.count else {
+            throw FormatError(path, "in.audio_ids and in.text_ids differ in length")
+        }
         let T = textIds.count
         let features = g["in.whisper_features"].map { try? $0.floats() } ?? nil
         let mask = g["in.continuous_mask"].map { try? $0.int64s() } ?? nil
         let wantAudio = g["out.audio_logits"] != nil
-        if wantAudio && (llm.mimoOutput == nil) { throw FormatError(kaf.path, "the golden case needs audio logits, but this file has no MIMO branch") }
+        if wantAudio && (llm.mimoOutput == nil) {
+            throw FormatError(kaf.path, "the golden case needs audio logits, but this file has no MIMO branch")
+        }
         let vocabOut = llm.lmHead.rows
         var gotText = [Float](repeating: 0, count: T * vocabOut)
         var gotAudio = [Float](repeating: 0, count: wantAudio ? T * llm.mimoOutput!.rows : 0)
@@ -145,42 +178,53 @@ public enum Parity {
         var featureRows: [Int: Int] = [:]
         if let mask, let features {
             var r = 0
-            for p in 0 ..< min(T, mask.count) where mask[p] != 0 { featureRows[p] = r; r += 1 }
-            guard r * c.adaptorIn <= features.count else { throw FormatError(path, "in.whisper_features has fewer rows than continuous positions") }
+            for p in 0 ..< min(T, mask.count) where mask[p] != 0 {
+                featureRows[p] = r
+                r += 1
+            }
+            guard r * c.adaptorIn <= features.count else {
+                throw FormatError(path, "in.whisper_features has fewer rows than continuous positions")
+            }
         }
         let audioRows = llm.mimoOutput?.rows ?? 0
         try (features ?? []).withUnsafeBufferPointer { fb in
             let ptrs = featureRows.mapValues { fb.baseAddress! + $0 * c.adaptorIn }
-            try llm.prefill(audioIds: audioIds, textIds: textIds, addText: c.isKimi ? addText : true, features: ptrs,
-                            start: 0, wantAudio: wantAudio, wantLogits: { _ in true }) { p, text, audio in
+            try llm.prefill(
+                audioIds: audioIds, textIds: textIds, addText: c.isKimi ? addText : true, features: ptrs,
+                start: 0, wantAudio: wantAudio, wantLogits: { _ in true }
+            ) { p, text, audio in
                 for i in 0 ..< vocabOut { gotText[p * vocabOut + i] = text[i] }
                 if let audio { for i in 0 ..< audioRows { gotAudio[p * audioRows + i] = audio[i] } }
             }
         }
-        var metrics = [compare("text_logits", got: gotText, want: try g.tensor(named: "out.text_logits").floats(), cols: vocabOut, tol: tol)]
+        var metrics = [
+            compare(
+                "text_logits", got: gotText, want: try g.tensor(named: "out.text_logits").floats(), cols: vocabOut,
+                tol: tol)
+        ]
         if wantAudio {
-            metrics.append(compare("audio_logits", got: gotAudio, want: try g.tensor(named: "out.audio_logits").floats(), cols: llm.mimoOutput!.rows, tol: tol))
+            metrics.append(
+                compare(
+                    "audio_logits", got: gotAudio, want: try g.tensor(named: "out.audio_logits").floats(),
+                    cols: llm.mimoOutput!.rows, tol: tol))
         }
         if let wantText = try? ints("out.greedy_text") {
             if c.isKimi {
-                let bpe = try TiktokenBPE(kaf: kaf)
-                let special = Dictionary(bpe.specials.map { ($0.value, $0.key) }, uniquingKeysWith: { a, _ in a })
-                let loop = try LockStep(specials: special)
+                let loop = LockStep(specials: try KimiSpecials(tokenizer: TiktokenBPE(kaf: kaf), file: kaf.path))
                 let wantAudioSeq = try? ints("out.greedy_audio")
                 // output_type as the reference ran it (metadata); "both" when audio ids are given.
-                let output: LockStep.Output = (g.metadata["output_type"] ?? (wantAudioSeq == nil ? "text" : "both")) == "text" ? .text : .both
+                let outputName = g.metadata["output_type"] ?? (wantAudioSeq == nil ? "text" : "both")
                 var ts = Sampler(), asamp = Sampler()
-                let got = try loop.run(llm, promptLength: T, steps: wantText.count, output: output, text: &ts, audio: &asamp)
+                let got = try loop.run(
+                    llm, promptLength: T, steps: wantText.count, output: outputName == "text" ? .text : .both,
+                    text: &ts, audio: &asamp)
                 metrics.append(compareSequence("greedy_text", got: got.text, want: wantText, tol: tol))
-                if let wa = wantAudioSeq { metrics.append(compareSequence("greedy_audio", got: got.audio, want: wa, tol: tol)) }
-            } else {
-                var got: [Int] = []
-                let s = Sampler()
-                for i in 0 ..< wantText.count {
-                    let t = s.argmax(llm.textLogits, vocabOut)
-                    got.append(t)
-                    if i + 1 < wantText.count { try llm.step(audioId: 0, textId: t, addText: true, feature: nil, pos: T + i, wantAudio: false) }
+                if let wa = wantAudioSeq {
+                    metrics.append(compareSequence("greedy_audio", got: got.audio, want: wa, tol: tol))
                 }
+            } else {
+                var greedy = Sampler()
+                let got = try QwenLoop(stops: []).run(llm, promptLength: T, maxTokens: wantText.count, sampler: &greedy)
                 metrics.append(compareSequence("greedy_text", got: got, want: wantText, tol: tol))
             }
         }

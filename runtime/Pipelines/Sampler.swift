@@ -12,7 +12,10 @@ public struct Sampler {
     private var rng: SplitMix64
 
     public init(temperature: Float = 0, topK: Int = 5, penalty: Float = 1, window: Int = 16, seed: UInt64 = 0) {
-        self.temperature = temperature; self.topK = topK; self.penalty = penalty; self.window = window
+        self.temperature = temperature
+        self.topK = topK
+        self.penalty = penalty
+        self.window = window
         rng = SplitMix64(seed: seed)
     }
 
@@ -24,17 +27,22 @@ public struct Sampler {
                 logits[id] = logits[id] < 0 ? logits[id] * penalty : logits[id] / penalty
             }
         }
-        if temperature <= 1e-6 { return argmax(logits, n) }
+        if temperature <= 1e-6 { return argmax(logits, count: n) }  // first on ties, as torch.argmax
         // softmax(logits / T) restricted to the top k (top_k ≤ 0: all), drawn once.
         let k = topK > 0 ? min(topK, n) : n
         var top: [(Int, Float)] = []
-        if k == n { top = (0 ..< n).map { ($0, logits[$0]) } } else {
+        if k == n {
+            top = (0 ..< n).map { ($0, logits[$0]) }
+        } else {
             top.reserveCapacity(k + 1)
             for i in 0 ..< n {
                 if top.count < k || logits[i] > top[top.count - 1].1 {
                     var j = top.count
                     top.append((i, logits[i]))
-                    while j > 0 && top[j - 1].1 < top[j].1 { top.swapAt(j - 1, j); j -= 1 }
+                    while j > 0 && top[j - 1].1 < top[j].1 {
+                        top.swapAt(j - 1, j)
+                        j -= 1
+                    }
                     if top.count > k { top.removeLast() }
                 }
             }
@@ -42,15 +50,11 @@ public struct Sampler {
         let mx = top.map(\.1).max() ?? 0
         let w = top.map { exp(Double(($0.1 - mx) / temperature)) }
         var u = rng.nextDouble() * w.reduce(0, +)
-        for (i, p) in w.enumerated() { u -= p; if u <= 0 { return top[i].0 } }
+        for (i, p) in w.enumerated() {
+            u -= p
+            if u <= 0 { return top[i].0 }
+        }
         return top[top.count - 1].0
-    }
-
-    /// First index of the largest value (torch.argmax returns the first on ties).
-    public func argmax(_ x: UnsafePointer<Float>, _ n: Int) -> Int {
-        var best = 0
-        for i in 1 ..< max(n, 1) where x[i] > x[best] { best = i }
-        return best
     }
 }
 

@@ -1,14 +1,16 @@
+import Foundation  // NFC (precomposedStringWithCanonicalMapping)
 import KAF
-import Foundation   // NFC (precomposedStringWithCanonicalMapping)
 
 /// Byte-level BPE with tiktoken's merge rule: within a pre-tokenized piece, repeatedly merge the
 /// adjacent pair whose concatenation has the lowest rank. Special tokens are never produced from
 /// text (the Kimi tokenizer encodes user text with no specials allowed); the prompt builder adds
 /// their ids directly.
 public final class TiktokenBPE: @unchecked Sendable {
-    public let tokens: [[UInt8]]                 // tokens[rank] = bytes
+    public let tokens: [[UInt8]]  // tokens[rank] = bytes
     private let ranks: [[UInt8]: Int]
-    public let specials: [Int: String]           // id → name
+    public let specials: [Int: String]  // id → name
+    /// The same, name → id (the lowest id where a name repeats).
+    public let specialIds: [String: Int]
     public let numBaseTokens: Int
     /// Unicode NFC before splitting (Qwen2.5's tokenizer.json); off for Kimi's plain tiktoken.
     public let normalizeNFC: Bool
@@ -17,6 +19,7 @@ public final class TiktokenBPE: @unchecked Sendable {
         tokens = file.tokens
         ranks = file.rankDictionary()
         self.specials = specials
+        specialIds = Dictionary(specials.map { ($0.value, $0.key) }, uniquingKeysWith: min)
         numBaseTokens = file.count
         self.normalizeNFC = normalizeNFC
     }
@@ -33,7 +36,9 @@ public final class TiktokenBPE: @unchecked Sendable {
             sp[id] = name
         }
         let norm = kaf.meta["components"]?["tokenizer"]?["normalizer"]?.stringValue
-        guard norm == nil || norm == "NFC" else { throw FormatError(kaf.path, "unsupported tokenizer normalizer \(norm!)") }
+        guard norm == nil || norm == "NFC" else {
+            throw FormatError(kaf.path, "unsupported tokenizer normalizer \(norm!)")
+        }
         self.init(ranks: ranks, specials: sp, normalizeNFC: norm == "NFC")
         guard coversAllBytes else {
             throw FormatError(kaf.path, "tokenizer vocabulary lacks some single-byte tokens (not a byte-level BPE)")
@@ -67,7 +72,12 @@ public final class TiktokenBPE: @unchecked Sendable {
         var prevSpace: Bool? = nil
         for i in r {
             let sp = s[i].properties.isWhitespace
-            if prevSpace == sp { runLen += 1 } else { runLen = 1; prevSpace = sp }
+            if prevSpace == sp {
+                runLen += 1
+            } else {
+                runLen = 1
+                prevSpace = sp
+            }
             if runLen > maxRun {
                 out.append(begin ..< i)
                 begin = i
@@ -81,17 +91,25 @@ public final class TiktokenBPE: @unchecked Sendable {
     private func encodePiece(_ piece: ArraySlice<Unicode.Scalar>, into out: inout [Int]) {
         var bytes: [UInt8] = []
         for c in piece { bytes.append(contentsOf: Array(String(Character(c)).utf8)) }
-        if let r = ranks[bytes] { out.append(r); return }
+        if let r = ranks[bytes] {
+            out.append(r)
+            return
+        }
         // Parts are [start, end) byte ranges; merge the lowest-rank adjacent pair until none is a token.
         var bounds = Array(0 ... bytes.count)
-        func rank(_ k: Int) -> Int? {   // rank of parts k and k+1 joined
+        func rank(_ k: Int) -> Int? {  // rank of parts k and k+1 joined
             guard k + 2 < bounds.count else { return nil }
             return ranks[Array(bytes[bounds[k] ..< bounds[k + 2]])]
         }
         var pairRanks = (0 ..< bounds.count - 1).map { rank($0) }
         while true {
             var best = -1, bestRank = Int.max
-            for k in 0 ..< pairRanks.count { if let r = pairRanks[k], r < bestRank { bestRank = r; best = k } }
+            for k in 0 ..< pairRanks.count {
+                if let r = pairRanks[k], r < bestRank {
+                    bestRank = r
+                    best = k
+                }
+            }
             if best < 0 { break }
             bounds.remove(at: best + 1)
             pairRanks.remove(at: best + 1)
@@ -132,7 +150,10 @@ public struct StreamingDecoder {
         // Find the longest prefix that ends on a character boundary.
         var cut = pending.count
         var k = pending.count - 1, back = 0
-        while k >= 0 && back < 4 && (pending[k] & 0xC0) == 0x80 { k -= 1; back += 1 }
+        while k >= 0 && back < 4 && (pending[k] & 0xC0) == 0x80 {
+            k -= 1
+            back += 1
+        }
         if k >= 0 {
             let lead = pending[k]
             let need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1

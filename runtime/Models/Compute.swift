@@ -1,0 +1,101 @@
+import KAF
+
+/// Scratch buffers allocated once, when a component is loaded, and freed with it: nothing is
+/// allocated inside a token or frame loop. Buffers are 64-byte aligned and zeroed.
+public final class ScratchArena {
+    private var blocks: [UnsafeMutableRawPointer] = []
+
+    public init() {}
+
+    public func floats(_ count: Int) -> UnsafeMutablePointer<Float> {
+        let p = bytes(4 * max(count, 1))
+        return p.bindMemory(to: Float.self, capacity: max(count, 1))
+    }
+
+    public func bytes(_ count: Int) -> UnsafeMutableRawPointer {
+        let p = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1), alignment: 64)
+        p.initializeMemory(as: UInt8.self, repeating: 0, count: max(count, 1))
+        blocks.append(p)
+        return p
+    }
+
+    deinit { for p in blocks { p.deallocate() } }
+}
+
+/// The compute context every model component runs on (docs/ARCHITECTURE.md §4.3): the thread
+/// pool, the scratch its kernels need (sized once from the largest shapes the component
+/// multiplies), and `linear` for one row (decode) and for a batch of rows (prefill, encoders).
+/// Quantized weights take the int8 kernels on activations quantized per 32 (the `_r8` tiles, with
+/// AVX-512 VNNI where the CPU has it); float weights take FMA matvec or sgemm. Not reentrant: one
+/// call at a time, like the pool.
+public final class Compute {
+    public let pool: ThreadPool
+    /// Most rows a `linearBatch` call takes, and most columns of any weight.
+    public let maxBatch, maxCols: Int
+    public let arena = ScratchArena()
+    private let xqScratch: UnsafeMutableRawPointer
+    /// Which input the scratch holds in int8 form (pointer, length), for `sameInput`.
+    private var quantizedInput: (UnsafePointer<Float>, Int)? = nil
+    /// Per thread, for f16/bf16 weights widened before sgemm.
+    private let blasScratch: [UnsafeMutablePointer<Float>]
+
+    /// `weights`: every matrix the component multiplies (sizes the sgemm widening scratch).
+    public init(threads: Int = 0, maxCols: Int, maxBatch: Int, weights: [WeightMatrix]) {
+        pool = ThreadPool(threads: threads)
+        self.maxCols = maxCols
+        self.maxBatch = max(maxBatch, 1)
+        let cols = (maxCols + QuantizedActivations.block - 1) / QuantizedActivations.block * QuantizedActivations.block
+        xqScratch = arena.bytes(QuantizedActivations.scratchBytes(count: cols, rows: self.maxBatch))
+        let widened = weights.map { matmulFloatScratchCount($0) }.max() ?? 0
+        let a = arena
+        blasScratch = (0 ..< pool.threadCount).map { _ in a.floats(widened) }
+        blasSetThreads(1)  // rows are split over our pool; sgemm runs inside each worker
+    }
+
+    /// y = W·x (+ bias), rows split over the pool; `x` holds `w.cols` floats. `sameInput`: x is the
+    /// input of the previous call (q/k/v, gate/up), so its int8 form in the scratch is reused.
+    public func linear(
+        _ w: WeightMatrix, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, bias: [Float]? = nil,
+        sameInput: Bool = false
+    ) {
+        var xq: QuantizedActivations? = nil
+        if w.wantsQuantizedInput && w.cols % QuantizedActivations.block == 0 {
+            let a = QuantizedActivations(scratch: xqScratch, count: w.cols)
+            let held = quantizedInput.map { $0.0 == x && $0.1 == w.cols } ?? false
+            if !(sameInput && held) { quantizeActivations(x, into: a) }
+            quantizedInput = (x, w.cols)
+            xq = a
+        } else {
+            quantizedInput = nil
+        }
+        let shared = xq
+        pool.parallelForRows(w) { r, _ in matvec(w, x: x, xq: shared, y: y, rows: r) }
+        if let bias { addBias(bias, y, rows: 1, ldy: w.rows) }
+    }
+
+    /// Y[t] = W·X[t] (+ bias) for `n` ≤ maxBatch rows of X (stride w.cols), Y with stride `ldy`;
+    /// rows of W split over the pool.
+    public func linearBatch(
+        _ w: WeightMatrix, _ X: UnsafePointer<Float>, _ n: Int, _ Y: UnsafeMutablePointer<Float>, ldy: Int,
+        bias: [Float]? = nil
+    ) {
+        var xq: QuantizedActivations? = nil
+        quantizedInput = nil
+        if matmulUsesInt8(w, tokens: n) {
+            let a = QuantizedActivations(scratch: xqScratch, count: w.cols, rows: n)
+            quantizeActivations(X, ldx: w.cols, into: a)
+            xq = a
+        }
+        let shared = xq, scratch = blasScratch
+        pool.parallelForRows(w) { r, tid in
+            matmul(w, X: X, ldx: w.cols, xq: shared, tokens: n, Y: Y, ldy: ldy, rows: r, scratch: scratch[tid])
+        }
+        if let bias { addBias(bias, Y, rows: n, ldy: ldy) }
+    }
+
+    private func addBias(_ bias: [Float], _ Y: UnsafeMutablePointer<Float>, rows n: Int, ldy: Int) {
+        bias.withUnsafeBufferPointer { b in
+            for t in 0 ..< n { add(Y + t * ldy, b.baseAddress!, Y + t * ldy, count: b.count) }
+        }
+    }
+}
