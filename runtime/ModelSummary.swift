@@ -7,7 +7,7 @@ public struct ModelSummary {
         public var tensors = 0
         public var parameters = 0
         public var bytes = 0
-        public var dtypes: [String: Int] = [:]   // dtype name → parameter count
+        public var dtypes: [String: Int] = [:]  // dtype name → parameter count
         /// Lowest quantization SNR (dB) of a tensor of this component, from kaf.meta; nil when
         /// every tensor is stored exactly.
         public var worstSNR: (tensor: String, db: Double)? = nil
@@ -55,14 +55,18 @@ public struct ModelSummary {
     public var json: JSONValue {
         var comps: [String: JSONValue] = [:]
         for c in components {
-            comps[c.name] = ["tensors": .int(Int64(c.tensors)), "parameters": .int(Int64(c.parameters)),
-                             "bytes": .int(Int64(c.bytes)), "bits_per_weight": .double(c.bitsPerWeight),
-                             "dtypes": .object(c.dtypes.mapValues { .int(Int64($0)) }),
-                             "worst_snr_db": c.worstSNR.map { ["tensor": .string($0.tensor), "db": .double($0.db)] } ?? .null]
+            comps[c.name] = [
+                "tensors": .int(Int64(c.tensors)), "parameters": .int(Int64(c.parameters)),
+                "bytes": .int(Int64(c.bytes)), "bits_per_weight": .double(c.bitsPerWeight),
+                "dtypes": .object(c.dtypes.mapValues { .int(Int64($0)) }),
+                "worst_snr_db": c.worstSNR.map { ["tensor": .string($0.tensor), "db": .double($0.db)] } ?? .null,
+            ]
         }
         var caps: [String: JSONValue] = [:]
         for c in capabilities { caps[c.task] = .bool(c.available) }
-        return ["path": .string(path), "file_size": .int(Int64(fileSize)), "components": .object(comps),
-                "capabilities": .object(caps), "meta": meta]
+        return [
+            "path": .string(path), "file_size": .int(Int64(fileSize)), "components": .object(comps),
+            "capabilities": .object(caps), "meta": meta,
+        ]
     }
 }

@@ -1,13 +1,16 @@
-import Foundation
 @_exported import ArgumentParser
+import Foundation
 import KAF
+
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// Runs a root command the way every kimi-* tool does: `--help` to stdout with exit 0; a usage
 /// error or a bad input file as one line on stderr with exit 2; no stack traces.
-public func runCommand<C: ParsableCommand>(_ type: C.Type, arguments: [String] = Array(CommandLine.arguments.dropFirst())) -> Never {
+public func runCommand<C: ParsableCommand>(
+    _ type: C.Type, arguments: [String] = Array(CommandLine.arguments.dropFirst())
+) -> Never {
     setvbuf(stdout, nil, _IOLBF, 0)
     AtomicFile.installSignalCleanup()
     do {
@@ -21,7 +24,7 @@ public func runCommand<C: ParsableCommand>(_ type: C.Type, arguments: [String] =
         try command.run()
         exit(0)
     } catch let e as ExitCode {
-        exit(e.rawValue)   // a deliberate status (kimi-parity: 1 = a case failed)
+        exit(e.rawValue)  // a deliberate status (kimi-parity: 1 = a case failed)
     } catch let e as FormatError {
         fail(e.description)
     } catch let e as CLIError {
@@ -63,7 +66,10 @@ public func printErr(_ s: String) { fputs(s + "\n", stderr) }
 public func formatBytes(_ n: Int) -> String {
     let units = ["B", "KiB", "MiB", "GiB", "TiB"]
     var v = Double(n), u = 0
-    while v >= 1024 && u < units.count - 1 { v /= 1024; u += 1 }
+    while v >= 1024 && u < units.count - 1 {
+        v /= 1024
+        u += 1
+    }
     return u == 0 ? "\(n) B" : String(format: "%.2f %@", v, units[u])
 }
 
