@@ -62,24 +62,6 @@ public func fail(_ message: String) -> Never {
 
 public func printErr(_ s: String) { fputs(s + "\n", stderr) }
 
-/// Human-readable byte counts (GiB = 2^30), as llama.cpp prints them.
-public func formatBytes(_ n: Int) -> String {
-    let units = ["B", "KiB", "MiB", "GiB", "TiB"]
-    var v = Double(n), u = 0
-    while v >= 1024 && u < units.count - 1 {
-        v /= 1024
-        u += 1
-    }
-    return u == 0 ? "\(n) B" : String(format: "%.2f %@", v, units[u])
-}
-
-public func formatCount(_ n: Int) -> String {
-    if n >= 1_000_000_000 { return String(format: "%.2f B", Double(n) / 1e9) }
-    if n >= 1_000_000 { return String(format: "%.2f M", Double(n) / 1e6) }
-    if n >= 1_000 { return String(format: "%.2f K", Double(n) / 1e3) }
-    return "\(n)"
-}
-
 /// One line from stdin without its newline, or nil at end of input; invalid UTF-8 is an error
 /// (readLine would replace it silently).
 public func readLineUTF8() throws -> String? {
