@@ -19,6 +19,8 @@ public struct ModelSummary {
     public let components: [Component]
     public let capabilities: [(task: String, available: Bool, needs: [String])]
     public let meta: JSONValue
+    /// Every entry of the file, in file order.
+    public let entries: [KAFEntry]
 
     /// The tasks of kimi-run and the components each needs.
     public static let tasks: [(String, [String])] = [
@@ -32,6 +34,7 @@ public struct ModelSummary {
         path = f.path
         fileSize = f.file.count
         meta = f.meta
+        entries = f.entries
         var byName: [String: Component] = [:]
         for e in f.entries {
             let name = e.component

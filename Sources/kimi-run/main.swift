@@ -41,36 +41,7 @@ struct Info: ParsableCommand {
             print(JSONValue.object(j).serialized())
             return
         }
-        let conv = f.meta["converter"]
-        print("file:       \(model) (\(formatBytes(s.fileSize)))")
-        print("format:     kaf v\(f.meta["version"]?.intValue ?? 0)\(conv.map { ", written by \($0["name"]?.stringValue ?? "?") \($0["version"]?.stringValue ?? "")" } ?? "")")
-        if let q = f.meta["quantization"], let d = q["default"]?.stringValue { print("quantized:  \(d)") }
-        if verify { print("checksums:  all \(f.entries.count) entries verified") }
-        print("")
-        func col(_ s: String, _ w: Int, left: Bool = false) -> String {
-            let pad = String(repeating: " ", count: max(0, w - s.count))
-            return left ? s + pad : pad + s
-        }
-        print(col("component", 10, left: true) + col("tensors", 9) + col("parameters", 13) + col("bytes", 13) + col("bpw", 8) + col("min SNR", 10) + "  types")
-        for c in s.components where c.parameters > 0 {
-            let types = c.dtypes.sorted { $0.value > $1.value }.map { $0.key }.joined(separator: ",")
-            print(col(c.name, 10, left: true) + col("\(c.tensors)", 9) + col(formatCount(c.parameters), 13)
-                  + col(formatBytes(c.bytes), 13) + col(String(format: "%.2f", c.bitsPerWeight), 8)
-                  + col(c.worstSNR.map { String(format: "%.1f dB", $0.db) } ?? "exact", 10) + "  " + types)
-        }
-        let blobs = f.entries.filter { $0.dtype == .u8 }
-        print("blobs: " + blobs.map { "\($0.name) (\(formatBytes($0.storedSize))\($0.compression == .zstd ? ", zstd" : ""))" }.joined(separator: ", "))
-        print("")
-        print("components present for:")
-        for cap in s.capabilities {
-            print("\(cap.available ? "yes" : "no ")  \(cap.task)\(cap.available ? "" : "  (needs \(cap.needs.joined(separator: ", ")))")")
-        }
-        if tensors {
-            print("")
-            for e in f.entries {
-                print(col(e.name, 56, left: true) + " " + col(e.dtype.name, 8, left: true) + " " + col("\(e.shape)", 22, left: true) + " " + formatBytes(e.storedSize))
-            }
-        }
+        print(s.textReport(listTensors: tensors, verified: verify))
     }
 }
 
