@@ -10,19 +10,18 @@ struct Bench: ParsableCommand {
             "Token ids are fixed pseudo-random text ids; only the text head runs (no MIMO branch). Reports the best of --repetitions runs. As in llama-bench, the two tests are separate: pp processes P tokens from an empty context, tg decodes N tokens one at a time starting at position --depth (default 0: an empty context, like llama-bench's default -d 0; the depth tokens are prefilled untimed)."
     )
 
-    @Argument(help: "The .kaf model file.") var model: String
+    @OptionGroup var model: ModelArgument
     @Option(name: [.customShort("p"), .long], help: "Prompt tokens for the prefill test (0 = skip).") var promptTokens =
         512
     @Option(name: [.customShort("n"), .long], help: "Generated tokens for the decode test (0 = skip).") var genTokens =
         32
     @Option(name: [.customShort("d"), .long], help: "Context depth the decode test starts at (llama-bench -d).")
     var depth = 0
-    @Option(name: [.customShort("t"), .long], help: "Threads (default: all cores).") var threads: Int?
+    @OptionGroup var threads: ThreadOptions
     @Option(name: [.customShort("r"), .long], help: "Repetitions; the best is reported.") var repetitions = 2
     @Flag(help: "Print one JSON object.") var json = false
 
     func validate() throws {
-        if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1") }
         if promptTokens < 0 || genTokens < 0 || depth < 0 || repetitions < 1 {
             throw ValidationError("counts must be positive")
         }
@@ -30,8 +29,8 @@ struct Bench: ParsableCommand {
 
     func run() throws {
         exitOnInterrupt()
-        let f = try KAFFile(path: model)
-        let llm = try KimiLLM(file: f, contextLength: max(promptTokens, depth + genTokens) + 1, threads: threads ?? 0)
+        let f = try model.open()
+        let llm = try KimiLLM(file: f, contextLength: max(promptTokens, depth + genTokens) + 1, threads: threads.count)
         let c = llm.config
         var rng = SplitMix64(seed: 42)
         let textVocab = min(c.tokenOffset, 150_000)
@@ -66,14 +65,14 @@ struct Bench: ParsableCommand {
         if json {
             print(
                 JSONValue.object([
-                    "model": .string(model), "threads": .int(Int64(llm.pool.threadCount)),
+                    "model": .string(model.path), "threads": .int(Int64(llm.pool.threadCount)),
                     "pp_tokens": .int(Int64(promptTokens)), "pp_tokens_per_second": .double(pp),
                     "tg_tokens": .int(Int64(genTokens)), "tg_depth": .int(Int64(depth)),
                     "tg_tokens_per_second": .double(tg),
                     "llm_weight_bytes": .int(Int64(weights)),
                 ]).serialized())
         } else {
-            print("model: \(model) (LLM weights \(formatBytes(weights))), threads \(llm.pool.threadCount)")
+            print("model: \(model.path) (LLM weights \(formatBytes(weights))), threads \(llm.pool.threadCount)")
             if promptTokens > 0 { print(String(format: "pp%d: %.2f tokens/s", promptTokens, pp)) }
             if genTokens > 0 {
                 print("tg\(genTokens)\(depth > 0 ? " @ d\(depth)" : ""): " + String(format: "%.2f tokens/s", tg))

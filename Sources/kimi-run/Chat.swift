@@ -10,30 +10,25 @@ struct Chat: ParsableCommand {
             "Defaults follow the official sampler: greedy text (temperature 0), top-k 5, no repetition penalty (window 16)."
     )
 
-    @Argument(help: "The .kaf model file.") var model: String
+    @OptionGroup var model: ModelArgument
     @Argument(help: "The prompt; without it, read one turn per line from stdin.") var prompt: String?
     @Option(help: "Most tokens to generate per answer.") var maxTokens = 512
-    @Option(help: "Text sampling temperature (0 = greedy).") var textTemperature: Float = 0
-    @Option(help: "Text top-k.") var textTopK = 5
-    @Option(help: "Text repetition penalty (1 = off).") var textPenalty: Float = 1
-    @Option(help: "Random seed for sampling.") var seed: UInt64 = 0
-    @Option(help: "Context length (default: the model's).") var context: Int?
-    @Option(help: "Threads (default: all cores).") var threads: Int?
+    @OptionGroup var sampling: TextSamplingOptions
+    @OptionGroup var context: ContextOptions
+    @OptionGroup var threads: ThreadOptions
     @Flag(help: "Print one JSON object per answer: text, token ids, timings.") var json = false
 
     func validate() throws {
-        if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1") }
         if maxTokens < 1 { throw ValidationError("--max-tokens must be at least 1") }
-        if let c = context, c < 8 { throw ValidationError("--context must be at least 8") }
     }
 
     func run() throws {
         exitOnInterrupt()
-        let f = try KAFFile(path: model)
+        let f = try model.open()
         var o = TextChat.Options()
         o.maxTokens = maxTokens
-        o.text = Sampler(temperature: textTemperature, topK: textTopK, penalty: textPenalty, window: 16, seed: seed)
-        let chat = try TextChat(file: f, contextLength: context, threads: threads ?? 0, options: o)
+        o.text = sampling.sampler
+        let chat = try TextChat(file: f, contextLength: context.context, threads: threads.count, options: o)
         func answer(_ p: String) throws {
             let turn = try chat.respond(to: p) { piece in
                 if !json {

@@ -6,13 +6,13 @@ struct Info: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "List components, tensors, dtypes, sizes and bits per weight of a .kaf file.")
 
-    @Argument(help: "The .kaf model file.") var model: String
+    @OptionGroup var model: ModelArgument
     @Flag(help: "Also list every tensor (name, dtype, shape, bytes).") var tensors = false
     @Flag(help: "Check every tensor's checksum (reads the whole file).") var verify = false
     @Flag(help: "Print one JSON object instead of text.") var json = false
 
     func run() throws {
-        let f = try KAFFile(path: model, verify: verify)
+        let f = try model.open(verify: verify)
         let s = ModelSummary(f)
         if json {
             var j = s.json.objectValue ?? [:]
