@@ -18,13 +18,14 @@ struct KimiParity: ParsableCommand {
             Exit status: 0 when every case passes, 1 when one fails, 2 on bad input.
             """)
 
-    @Argument(help: "The .kaf model file.") var model: String
+    @OptionGroup var model: ModelArgument
     @Option(name: .long, help: "A golden case (.safetensors); repeat for several.") var golden: [String] = []
     @Option(help: "Largest allowed |Δ| of a logit (default: by the file's weight type).") var maxAbs: Double?
     @Option(help: "Smallest allowed cosine of a logits row (default: by weight type).") var minCosine: Double?
     @Option(help: "Smallest allowed top-1 agreement, fraction of rows (default: by weight type).") var minTop1: Double?
     @Flag(help: "Report greedy sequence mismatches without failing.") var allowGreedyMismatch = false
     @Flag(help: "Require identical greedy sequences (the default for f32 files only).") var requireGreedy = false
+    @OptionGroup var threads: ThreadOptions
     @Flag(help: "Print one JSON object.") var json = false
 
     func validate() throws {
@@ -32,7 +33,7 @@ struct KimiParity: ParsableCommand {
     }
 
     func run() throws {
-        let kaf = try KAFFile(path: model)
+        let kaf = try model.open()
         var tol = Parity.Tolerance.forModel(kaf)
         if let v = maxAbs { tol.maxAbs = v }
         if let v = minCosine { tol.minCosine = v }
@@ -40,7 +41,7 @@ struct KimiParity: ParsableCommand {
         if allowGreedyMismatch { tol.greedyMustMatch = false }
         if requireGreedy { tol.greedyMustMatch = true }
         var results: [Parity.CaseResult] = []
-        for g in golden { results.append(try Parity.run(kaf, golden: g, tolerance: tol)) }
+        for g in golden { results.append(try Parity.run(kaf, golden: g, tolerance: tol, threads: threads.count)) }
         if json {
             let cases: [JSONValue] = results.map { r in
                 [
@@ -55,7 +56,7 @@ struct KimiParity: ParsableCommand {
             ]
             print(
                 JSONValue.object([
-                    "model": .string(model), "pass": .bool(results.allSatisfy(\.pass)), "tolerance": t,
+                    "model": .string(model.path), "pass": .bool(results.allSatisfy(\.pass)), "tolerance": t,
                     "cases": .array(cases),
                 ]).serialized())
         } else {
