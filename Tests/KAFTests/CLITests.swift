@@ -228,6 +228,54 @@ enum CLI {
         #expect(strict.status == 1 && strict.stdout.contains("FAIL"), "\(strict.stdout)")
     }
 
+    /// -t/--threads on chat, bench and kimi-parity: 1 works, 0 and more than the machine can run
+    /// (min(256, 4 × online CPUs)) are usage errors stated on one line that names --threads.
+    @Test func threadLimits() throws {
+        let dir = CLI.tempDir()
+        let q = dir + "/q.kaf", k = dir + "/k.kaf"
+        let golden = CLI.fixtures + "/golden/kimi_tiny_lm_f32.safetensors"
+        #expect(try CLI.run("kimi-convert", ["--f32", CLI.fixtures + "/tiny-qwen2", q]).status == 0)
+        #expect(
+            try CLI.run("kimi-convert", ["--q8", "--components", "llm,mimo", CLI.fixtures + "/tiny-release", k]).status
+                == 0)
+        for (tool, args) in [
+            ("kimi-run", [q, "chat", "hi", "--threads", "1000000"]),
+            ("kimi-run", ["chat", q, "hi", "-t", "1000000"]),
+            ("kimi-run", [q, "bench", "--threads", "1000000"]),
+            ("kimi-parity", [k, "--golden", golden, "--threads", "1000000"]),
+        ] {
+            let r = try CLI.run(tool, args)
+            let lines = r.stderr.split(separator: "\n")
+            #expect(r.status == 2, "\(tool) \(args): \(r.status) \(r.stderr)")
+            #expect(
+                lines.first?.hasPrefix("\(tool): error: --threads 1000000 is more than this machine can run (at most ")
+                    == true, "\(tool) \(args): \(r.stderr)")
+            // The message is one line; what follows is ArgumentParser's usage.
+            #expect(lines.dropFirst().allSatisfy { $0.hasPrefix("Usage:") || $0.hasPrefix("  See ") }, "\(r.stderr)")
+            #expect(r.stdout.isEmpty)
+        }
+        let zero = try CLI.run("kimi-run", [q, "bench", "-t", "0"])
+        #expect(
+            zero.status == 2 && zero.stderr.hasPrefix("kimi-run: error: --threads must be at least 1"), "\(zero.stderr)"
+        )
+        // -t 1, model first and subcommand first: the greedy ids of the chat test above.
+        for args in [
+            [q, "chat", "What is the capital of France?", "-t", "1", "--max-tokens", "2", "--json"],
+            ["chat", q, "What is the capital of France?", "--threads", "1", "--max-tokens", "2", "--json"],
+        ] {
+            let r = try CLI.run("kimi-run", args)
+            #expect(r.status == 0, "\(args): \(r.stderr)")
+            let j = try JSONValue.parse(r.stdout, file: "stdout")
+            #expect(j["ids"]?.arrayValue?.compactMap(\.intValue) == [248, 348], "\(r.stdout)")
+        }
+        let b = try CLI.run("kimi-run", [q, "bench", "-p", "4", "-n", "2", "-r", "1", "-t", "1", "--json"])
+        #expect(b.status == 0, "\(b.stderr)")
+        #expect(try JSONValue.parse(b.stdout, file: "stdout")["threads"]?.intValue == 1, "\(b.stdout)")
+        let p = try CLI.run("kimi-parity", [k, "--golden", golden, "-t", "1", "--json"])
+        #expect(p.status == 0, "\(p.stdout) \(p.stderr)")
+        #expect(try JSONValue.parse(p.stdout, file: "stdout")["pass"]?.boolValue == true, "\(p.stdout)")
+    }
+
     @Test func dryRunListsEveryTensor() throws {
         let r = try CLI.run("kimi-convert", ["--dry-run", "--json", "--q4", CLI.fixtures + "/tiny-release", "x.kaf"])
         #expect(r.status == 0)
