@@ -7,7 +7,7 @@ public struct ModelSummary {
         public var tensors = 0
         public var parameters = 0
         public var bytes = 0
-        public var dtypes: [String: Int] = [:]   // dtype name → parameter count
+        public var dtypes: [String: Int] = [:]  // dtype name → parameter count
         /// Lowest quantization SNR (dB) of a tensor of this component, from kaf.meta; nil when
         /// every tensor is stored exactly.
         public var worstSNR: (tensor: String, db: Double)? = nil
@@ -19,6 +19,8 @@ public struct ModelSummary {
     public let components: [Component]
     public let capabilities: [(task: String, available: Bool, needs: [String])]
     public let meta: JSONValue
+    /// Every entry of the file, in file order.
+    public let entries: [KAFEntry]
 
     /// The tasks of kimi-run and the components each needs.
     public static let tasks: [(String, [String])] = [
@@ -32,6 +34,7 @@ public struct ModelSummary {
         path = f.path
         fileSize = f.file.count
         meta = f.meta
+        entries = f.entries
         var byName: [String: Component] = [:]
         for e in f.entries {
             let name = e.component
@@ -55,14 +58,18 @@ public struct ModelSummary {
     public var json: JSONValue {
         var comps: [String: JSONValue] = [:]
         for c in components {
-            comps[c.name] = ["tensors": .int(Int64(c.tensors)), "parameters": .int(Int64(c.parameters)),
-                             "bytes": .int(Int64(c.bytes)), "bits_per_weight": .double(c.bitsPerWeight),
-                             "dtypes": .object(c.dtypes.mapValues { .int(Int64($0)) }),
-                             "worst_snr_db": c.worstSNR.map { ["tensor": .string($0.tensor), "db": .double($0.db)] } ?? .null]
+            comps[c.name] = [
+                "tensors": .int(Int64(c.tensors)), "parameters": .int(Int64(c.parameters)),
+                "bytes": .int(Int64(c.bytes)), "bits_per_weight": .double(c.bitsPerWeight),
+                "dtypes": .object(c.dtypes.mapValues { .int(Int64($0)) }),
+                "worst_snr_db": c.worstSNR.map { ["tensor": .string($0.tensor), "db": .double($0.db)] } ?? .null,
+            ]
         }
         var caps: [String: JSONValue] = [:]
         for c in capabilities { caps[c.task] = .bool(c.available) }
-        return ["path": .string(path), "file_size": .int(Int64(fileSize)), "components": .object(comps),
-                "capabilities": .object(caps), "meta": meta]
+        return [
+            "path": .string(path), "file_size": .int(Int64(fileSize)), "components": .object(comps),
+            "capabilities": .object(caps), "meta": meta,
+        ]
     }
 }

@@ -1,13 +1,16 @@
-import Foundation
 @_exported import ArgumentParser
+import Foundation
 import KAF
+
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// Runs a root command the way every kimi-* tool does: `--help` to stdout with exit 0; a usage
 /// error or a bad input file as one line on stderr with exit 2; no stack traces.
-public func runCommand<C: ParsableCommand>(_ type: C.Type, arguments: [String] = Array(CommandLine.arguments.dropFirst())) -> Never {
+public func runCommand<C: ParsableCommand>(
+    _ type: C.Type, arguments: [String] = Array(CommandLine.arguments.dropFirst())
+) -> Never {
     setvbuf(stdout, nil, _IOLBF, 0)
     AtomicFile.installSignalCleanup()
     do {
@@ -21,7 +24,7 @@ public func runCommand<C: ParsableCommand>(_ type: C.Type, arguments: [String] =
         try command.run()
         exit(0)
     } catch let e as ExitCode {
-        exit(e.rawValue)   // a deliberate status (kimi-parity: 1 = a case failed)
+        exit(e.rawValue)  // a deliberate status (kimi-parity: 1 = a case failed)
     } catch let e as FormatError {
         fail(e.description)
     } catch let e as CLIError {
@@ -58,21 +61,6 @@ public func fail(_ message: String) -> Never {
 }
 
 public func printErr(_ s: String) { fputs(s + "\n", stderr) }
-
-/// Human-readable byte counts (GiB = 2^30), as llama.cpp prints them.
-public func formatBytes(_ n: Int) -> String {
-    let units = ["B", "KiB", "MiB", "GiB", "TiB"]
-    var v = Double(n), u = 0
-    while v >= 1024 && u < units.count - 1 { v /= 1024; u += 1 }
-    return u == 0 ? "\(n) B" : String(format: "%.2f %@", v, units[u])
-}
-
-public func formatCount(_ n: Int) -> String {
-    if n >= 1_000_000_000 { return String(format: "%.2f B", Double(n) / 1e9) }
-    if n >= 1_000_000 { return String(format: "%.2f M", Double(n) / 1e6) }
-    if n >= 1_000 { return String(format: "%.2f K", Double(n) / 1e3) }
-    return "\(n)"
-}
 
 /// One line from stdin without its newline, or nil at end of input; invalid UTF-8 is an error
 /// (readLine would replace it silently).

@@ -8,23 +8,24 @@ struct KimiParity: ParsableCommand {
         commandName: "kimi-parity",
         abstract: "Check a .kaf model against golden cases written by the official PyTorch code.",
         discussion: """
-        Each golden case (formats/GOLDEN.md) holds inputs and the official outputs. Stage lm: logits of
-        both heads at every prompt position (max |Δ|, max relative error, worst row cosine, top-1
-        agreement) and the greedy lock-step sequences id for id; stage text: tokenizer ids.
-        The default bounds follow the file's LLM weights: f32 must match the official f32 run (|Δ| ≤ 1e-3,
-        cosine ≥ 0.99999, top-1 and greedy identical); f16/bf16 |Δ| ≤ 0.05, cosine ≥ 0.9999, top-1 ≥ 0.9;
-        q8 cosine ≥ 0.9995, top-1 ≥ 0.9; q4 cosine ≥ 0.98, top-1 ≥ 0.5 (greedy sequences reported, not
-        required, for 16-bit and quantized files). The options below override them.
-        Exit status: 0 when every case passes, 1 when one fails, 2 on bad input.
-        """)
+            Each golden case (formats/GOLDEN.md) holds inputs and the official outputs. Stage lm: logits of
+            both heads at every prompt position (max |Δ|, max relative error, worst row cosine, top-1
+            agreement) and the greedy lock-step sequences id for id; stage text: tokenizer ids.
+            The default bounds follow the file's LLM weights: f32 must match the official f32 run (|Δ| ≤ 1e-3,
+            cosine ≥ 0.99999, top-1 and greedy identical); f16/bf16 |Δ| ≤ 0.05, cosine ≥ 0.9999, top-1 ≥ 0.9;
+            q8 cosine ≥ 0.9995, top-1 ≥ 0.9; q4 cosine ≥ 0.98, top-1 ≥ 0.5 (greedy sequences reported, not
+            required, for 16-bit and quantized files). The options below override them.
+            Exit status: 0 when every case passes, 1 when one fails, 2 on bad input.
+            """)
 
-    @Argument(help: "The .kaf model file.") var model: String
+    @OptionGroup var model: ModelArgument
     @Option(name: .long, help: "A golden case (.safetensors); repeat for several.") var golden: [String] = []
     @Option(help: "Largest allowed |Δ| of a logit (default: by the file's weight type).") var maxAbs: Double?
     @Option(help: "Smallest allowed cosine of a logits row (default: by weight type).") var minCosine: Double?
     @Option(help: "Smallest allowed top-1 agreement, fraction of rows (default: by weight type).") var minTop1: Double?
     @Flag(help: "Report greedy sequence mismatches without failing.") var allowGreedyMismatch = false
     @Flag(help: "Require identical greedy sequences (the default for f32 files only).") var requireGreedy = false
+    @OptionGroup var threads: ThreadOptions
     @Flag(help: "Print one JSON object.") var json = false
 
     func validate() throws {
@@ -32,7 +33,7 @@ struct KimiParity: ParsableCommand {
     }
 
     func run() throws {
-        let kaf = try KAFFile(path: model)
+        let kaf = try model.open()
         var tol = Parity.Tolerance.forModel(kaf)
         if let v = maxAbs { tol.maxAbs = v }
         if let v = minCosine { tol.minCosine = v }
@@ -40,24 +41,41 @@ struct KimiParity: ParsableCommand {
         if allowGreedyMismatch { tol.greedyMustMatch = false }
         if requireGreedy { tol.greedyMustMatch = true }
         var results: [Parity.CaseResult] = []
-        for g in golden { results.append(try Parity.run(kaf, golden: g, tolerance: tol)) }
+        for g in golden { results.append(try Parity.run(kaf, golden: g, tolerance: tol, threads: threads.count)) }
         if json {
             let cases: [JSONValue] = results.map { r in
-                ["golden": .string(r.path), "stage": .string(r.stage), "pass": .bool(r.pass), "metrics": .array(r.metrics.map(\.json))]
+                [
+                    "golden": .string(r.path), "stage": .string(r.stage), "pass": .bool(r.pass),
+                    "metrics": .array(r.metrics.map(\.json)),
+                ]
             }
-            let t: JSONValue = ["basis": .string(tol.basis), "max_abs": tol.maxAbs.isFinite ? .double(tol.maxAbs) : .null,
-                                "min_cosine": .double(tol.minCosine), "min_top1": .double(tol.minTop1), "greedy_must_match": .bool(tol.greedyMustMatch)]
-            print(JSONValue.object(["model": .string(model), "pass": .bool(results.allSatisfy(\.pass)), "tolerance": t, "cases": .array(cases)]).serialized())
+            let t: JSONValue = [
+                "basis": .string(tol.basis), "max_abs": tol.maxAbs.isFinite ? .double(tol.maxAbs) : .null,
+                "min_cosine": .double(tol.minCosine), "min_top1": .double(tol.minTop1),
+                "greedy_must_match": .bool(tol.greedyMustMatch),
+            ]
+            print(
+                JSONValue.object([
+                    "model": .string(model.path), "pass": .bool(results.allSatisfy(\.pass)), "tolerance": t,
+                    "cases": .array(cases),
+                ]).serialized())
         } else {
-            print("bounds (\(tol.basis)): max|Δ| \(tol.maxAbs.isFinite ? String(format: "%.3g", tol.maxAbs) : "any"), min cosine \(tol.minCosine), top-1 ≥ \(tol.minTop1), greedy \(tol.greedyMustMatch ? "identical" : "reported")")
+            print(
+                "bounds (\(tol.basis)): max|Δ| \(tol.maxAbs.isFinite ? String(format: "%.3g", tol.maxAbs) : "any"), min cosine \(tol.minCosine), top-1 ≥ \(tol.minTop1), greedy \(tol.greedyMustMatch ? "identical" : "reported")"
+            )
             for r in results {
                 print("\(r.pass ? "PASS" : "FAIL")  \(r.path)  (stage \(r.stage))")
                 for m in r.metrics {
                     if let s = m.sequenceMatch {
-                        print("  \(m.pass ? "ok  " : "FAIL") \(m.name): \(s ? "identical" : "differs after \(m.matchedPrefix) of \(m.expectedLength)")")
+                        print(
+                            "  \(m.pass ? "ok  " : "FAIL") \(m.name): \(s ? "identical" : "differs after \(m.matchedPrefix) of \(m.expectedLength)")"
+                        )
                     } else {
-                        print(String(format: "  %@ %@: max|Δ| %.3g  max rel %.3g  min cosine %.7f  top-1 %.3f  (%d rows)",
-                                     (m.pass ? "ok  " : "FAIL") as NSString, m.name as NSString, m.maxAbs, m.maxRel, m.minCosine, m.top1, m.rows))
+                        print(
+                            String(
+                                format: "  %@ %@: max|Δ| %.3g  max rel %.3g  min cosine %.7f  top-1 %.3f  (%d rows)",
+                                (m.pass ? "ok  " : "FAIL") as NSString, m.name as NSString, m.maxAbs, m.maxRel,
+                                m.minCosine, m.top1, m.rows))
                     }
                 }
             }

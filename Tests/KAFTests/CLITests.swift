@@ -1,5 +1,6 @@
-import Testing
 import Foundation
+import Testing
+
 @testable import KAF
 
 /// The CLIs as a user runs them: the built executables, their exit status and stderr.
@@ -13,13 +14,18 @@ enum CLI {
 
     /// The folder `swift build` put the executables in (debug, as the tests are built).
     static let binDir: String = {
-        for c in [".build/debug", ".build/x86_64-unknown-linux-gnu/debug"] where FileManager.default.fileExists(atPath: "\(packageRoot)/\(c)/kimi-run") {
+        for c in [".build/debug", ".build/x86_64-unknown-linux-gnu/debug"]
+        where FileManager.default.fileExists(atPath: "\(packageRoot)/\(c)/kimi-run") {
             return "\(packageRoot)/\(c)"
         }
         return packageRoot + "/.build/debug"
     }()
 
-    struct Result { let status: Int32; let stdout: String; let stderr: String }
+    struct Result {
+        let status: Int32
+        let stdout: String
+        let stderr: String
+    }
 
     static func run(_ tool: String, _ args: [String]) throws -> Result {
         try execute(binDir + "/" + tool, args)
@@ -28,20 +34,25 @@ enum CLI {
     /// A /bin/sh script with $BIN set to the executables' folder (for bytes Process cannot pass:
     /// invalid UTF-8 in argv or on stdin).
     static func shell(_ script: String) throws -> Result {
-        try execute("/bin/sh", ["-c", script], environment: ProcessInfo.processInfo.environment.merging(["BIN": binDir]) { $1 })
+        try execute(
+            "/bin/sh", ["-c", script], environment: ProcessInfo.processInfo.environment.merging(["BIN": binDir]) { $1 })
     }
 
-    private static func execute(_ path: String, _ args: [String], environment: [String: String]? = nil) throws -> Result {
+    private static func execute(_ path: String, _ args: [String], environment: [String: String]? = nil) throws -> Result
+    {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: path)
         p.arguments = args
         if let environment { p.environment = environment }
         let out = Pipe(), err = Pipe()
-        p.standardOutput = out; p.standardError = err
+        p.standardOutput = out
+        p.standardError = err
         try p.run()
         let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
-        return Result(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+        return Result(
+            status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self),
+            stderr: String(decoding: e, as: UTF8.self))
     }
 
     static func tempDir() -> String {
@@ -59,7 +70,9 @@ enum CLI {
         #expect(c.stdout.contains("wrote \(out)"))
         let i = try CLI.run("kimi-run", [out, "info", "--verify"])
         #expect(i.status == 0, "\(i.stderr)")
-        for comp in ["llm", "mimo", "whisper", "vq", "dit", "vocoder"] { #expect(i.stdout.contains("\n\(comp) "), "\(comp) listed") }
+        for comp in ["llm", "mimo", "whisper", "vq", "dit", "vocoder"] {
+            #expect(i.stdout.contains("\n\(comp) "), "\(comp) listed")
+        }
         #expect(i.stdout.contains("q4_g32") && i.stdout.contains("all 1219 entries verified"))
         let j = try CLI.run("kimi-run", ["info", out, "--json", "--tensors"])
         #expect(j.status == 0)
@@ -78,8 +91,10 @@ enum CLI {
         try bytes.prefix(bytes.count - 100).write(to: URL(fileURLWithPath: dir + "/cut.kaf"))
         let t = try CLI.run("kimi-run", [dir + "/cut.kaf", "info"])
         #expect(t.status == 2 && t.stderr.contains("truncated"), "\(t.stderr)")
-        let dry = try CLI.run("kimi-convert", ["--dry-run", "--q8", CLI.fixtures + "/tiny-release", dir + "/never.kaf"])
-        #expect(dry.status == 0 && dry.stdout.contains("llm.layers.0.mlp.up_proj.weight") && dry.stdout.contains("q8_g32"))
+        let dry = try CLI.run(
+            "kimi-convert", ["--dry-run", "--q8", CLI.fixtures + "/tiny-release", dir + "/never.kaf"])
+        #expect(
+            dry.status == 0 && dry.stdout.contains("llm.layers.0.mlp.up_proj.weight") && dry.stdout.contains("q8_g32"))
         #expect(!FileManager.default.fileExists(atPath: dir + "/never.kaf"))
     }
 
@@ -105,7 +120,10 @@ enum CLI {
         ]
         for (rel, want) in cases {
             let src = CLI.fixtures + "/" + rel
-            guard FileManager.default.fileExists(atPath: src) else { Issue.record("fixture \(rel) missing"); continue }
+            guard FileManager.default.fileExists(atPath: src) else {
+                Issue.record("fixture \(rel) missing")
+                continue
+            }
             let folder = dir + "/" + (rel as NSString).lastPathComponent + ".d"
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
             if rel.hasSuffix(".safetensors") {
@@ -113,16 +131,21 @@ enum CLI {
                 try FileManager.default.removeItem(atPath: folder + "/q/model.safetensors")
                 try FileManager.default.copyItem(atPath: src, toPath: folder + "/q/model.safetensors")
                 let r = try CLI.run("kimi-convert", ["--q8", folder + "/q", folder + "/out.kaf"])
-                #expect(r.status == 2 && r.stderr.contains(folder + "/q/model.safetensors") && r.stderr.contains(want), "\(rel): \(r.stderr)")
+                #expect(
+                    r.status == 2 && r.stderr.contains(folder + "/q/model.safetensors") && r.stderr.contains(want),
+                    "\(rel): \(r.stderr)")
             } else {
                 try FileManager.default.copyItem(atPath: CLI.fixtures + "/tiny-release", toPath: folder + "/k")
                 try FileManager.default.removeItem(atPath: folder + "/k/vocoder/model.pt")
                 try FileManager.default.copyItem(atPath: src, toPath: folder + "/k/vocoder/model.pt")
                 let r = try CLI.run("kimi-convert", ["--q8", folder + "/k", folder + "/out.kaf"])
-                #expect(r.status == 2 && r.stderr.contains("vocoder/model.pt") && r.stderr.contains(want), "\(rel): \(r.stderr)")
+                #expect(
+                    r.status == 2 && r.stderr.contains("vocoder/model.pt") && r.stderr.contains(want),
+                    "\(rel): \(r.stderr)")
             }
             #expect(!FileManager.default.fileExists(atPath: folder + "/out.kaf"))
-            #expect(try FileManager.default.contentsOfDirectory(atPath: folder).allSatisfy { !$0.hasPrefix(".out.kaf") })
+            #expect(
+                try FileManager.default.contentsOfDirectory(atPath: folder).allSatisfy { !$0.hasPrefix(".out.kaf") })
         }
     }
 
@@ -131,7 +154,9 @@ enum CLI {
         let dir = CLI.tempDir()
         let q = dir + "/q.kaf", w = dir + "/w.kaf"
         #expect(try CLI.run("kimi-convert", ["--f32", CLI.fixtures + "/tiny-qwen2", q]).status == 0)
-        #expect(try CLI.run("kimi-convert", ["--q8", "--components", "whisper", CLI.fixtures + "/tiny-release", w]).status == 0)
+        #expect(
+            try CLI.run("kimi-convert", ["--q8", "--components", "whisper", CLI.fixtures + "/tiny-release", w]).status
+                == 0)
         let ok = try CLI.run("kimi-run", [q, "chat", "What is the capital of France?", "--max-tokens", "8", "--json"])
         #expect(ok.status == 0, "\(ok.stderr)")
         let j = try JSONValue.parse(ok.stdout, file: "stdout")
@@ -152,7 +177,9 @@ enum CLI {
             ("printf 'hi\\377\\n' | \"$BIN/kimi-run\" '\(q)' chat --max-tokens 2", "not valid UTF-8"),
         ] {
             let r = try CLI.shell(script)
-            #expect(r.status == 2 && r.stderr.contains(want) && r.stderr.split(separator: "\n").count == 1, "\(script): \(r.status) \(r.stderr)")
+            #expect(
+                r.status == 2 && r.stderr.contains(want) && r.stderr.split(separator: "\n").count == 1,
+                "\(script): \(r.status) \(r.stderr)")
         }
         // Ctrl-C while the interactive chat waits for a line: the process ends at once on SIGINT
         // (status 130 or killed by the signal), without a trap.
@@ -160,17 +187,22 @@ enum CLI {
         p.executableURL = URL(fileURLWithPath: CLI.binDir + "/kimi-run")
         p.arguments = [q, "chat"]
         let inp = Pipe(), err = Pipe()
-        p.standardInput = inp; p.standardError = err; p.standardOutput = Pipe()
+        p.standardInput = inp
+        p.standardError = err
+        p.standardOutput = Pipe()
         try p.run()
         Thread.sleep(forTimeInterval: 1.0)
         p.interrupt()
         let deadline = Date().addingTimeInterval(10)
         while p.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
         #expect(!p.isRunning, "kimi-run chat did not stop on SIGINT")
-        if p.isRunning { p.terminate() } else {
+        if p.isRunning {
+            p.terminate()
+        } else {
             let e = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
             let byInt = p.terminationReason == .uncaughtSignal && p.terminationStatus == SIGINT
-            #expect(byInt || p.terminationStatus == 130, "status \(p.terminationStatus) \(p.terminationReason.rawValue)")
+            #expect(
+                byInt || p.terminationStatus == 130, "status \(p.terminationStatus) \(p.terminationReason.rawValue)")
             #expect(!e.contains("Fatal error") && !e.contains("Illegal instruction"), "\(e)")
         }
     }
@@ -182,7 +214,10 @@ enum CLI {
         let golden = CLI.fixtures + "/golden/kimi_tiny_lm_f32.safetensors"
         for (q, basis) in [("f32", "f32 weights"), ("q8", "q8_g32_r8 weights"), ("q4", "q4_g32_r8 weights")] {
             let out = dir + "/\(q).kaf"
-            #expect(try CLI.run("kimi-convert", ["--\(q)", "--components", "llm,mimo", CLI.fixtures + "/tiny-release", out]).status == 0)
+            #expect(
+                try CLI.run(
+                    "kimi-convert", ["--\(q)", "--components", "llm,mimo", CLI.fixtures + "/tiny-release", out]
+                ).status == 0)
             let r = try CLI.run("kimi-parity", [out, "--golden", golden, "--json"])
             let j = try JSONValue.parse(r.stdout, file: "stdout")
             #expect(r.status == 0 && j["pass"]?.boolValue == true, "\(q): \(r.stdout) \(r.stderr)")
@@ -193,6 +228,54 @@ enum CLI {
         #expect(strict.status == 1 && strict.stdout.contains("FAIL"), "\(strict.stdout)")
     }
 
+    /// -t/--threads on chat, bench and kimi-parity: 1 works, 0 and more than the machine can run
+    /// (min(256, 4 × online CPUs)) are usage errors stated on one line that names --threads.
+    @Test func threadLimits() throws {
+        let dir = CLI.tempDir()
+        let q = dir + "/q.kaf", k = dir + "/k.kaf"
+        let golden = CLI.fixtures + "/golden/kimi_tiny_lm_f32.safetensors"
+        #expect(try CLI.run("kimi-convert", ["--f32", CLI.fixtures + "/tiny-qwen2", q]).status == 0)
+        #expect(
+            try CLI.run("kimi-convert", ["--q8", "--components", "llm,mimo", CLI.fixtures + "/tiny-release", k]).status
+                == 0)
+        for (tool, args) in [
+            ("kimi-run", [q, "chat", "hi", "--threads", "1000000"]),
+            ("kimi-run", ["chat", q, "hi", "-t", "1000000"]),
+            ("kimi-run", [q, "bench", "--threads", "1000000"]),
+            ("kimi-parity", [k, "--golden", golden, "--threads", "1000000"]),
+        ] {
+            let r = try CLI.run(tool, args)
+            let lines = r.stderr.split(separator: "\n")
+            #expect(r.status == 2, "\(tool) \(args): \(r.status) \(r.stderr)")
+            #expect(
+                lines.first?.hasPrefix("\(tool): error: --threads 1000000 is more than this machine can run (at most ")
+                    == true, "\(tool) \(args): \(r.stderr)")
+            // The message is one line; what follows is ArgumentParser's usage.
+            #expect(lines.dropFirst().allSatisfy { $0.hasPrefix("Usage:") || $0.hasPrefix("  See ") }, "\(r.stderr)")
+            #expect(r.stdout.isEmpty)
+        }
+        let zero = try CLI.run("kimi-run", [q, "bench", "-t", "0"])
+        #expect(
+            zero.status == 2 && zero.stderr.hasPrefix("kimi-run: error: --threads must be at least 1"), "\(zero.stderr)"
+        )
+        // -t 1, model first and subcommand first: the greedy ids of the chat test above.
+        for args in [
+            [q, "chat", "What is the capital of France?", "-t", "1", "--max-tokens", "2", "--json"],
+            ["chat", q, "What is the capital of France?", "--threads", "1", "--max-tokens", "2", "--json"],
+        ] {
+            let r = try CLI.run("kimi-run", args)
+            #expect(r.status == 0, "\(args): \(r.stderr)")
+            let j = try JSONValue.parse(r.stdout, file: "stdout")
+            #expect(j["ids"]?.arrayValue?.compactMap(\.intValue) == [248, 348], "\(r.stdout)")
+        }
+        let b = try CLI.run("kimi-run", [q, "bench", "-p", "4", "-n", "2", "-r", "1", "-t", "1", "--json"])
+        #expect(b.status == 0, "\(b.stderr)")
+        #expect(try JSONValue.parse(b.stdout, file: "stdout")["threads"]?.intValue == 1, "\(b.stdout)")
+        let p = try CLI.run("kimi-parity", [k, "--golden", golden, "-t", "1", "--json"])
+        #expect(p.status == 0, "\(p.stdout) \(p.stderr)")
+        #expect(try JSONValue.parse(p.stdout, file: "stdout")["pass"]?.boolValue == true, "\(p.stdout)")
+    }
+
     @Test func dryRunListsEveryTensor() throws {
         let r = try CLI.run("kimi-convert", ["--dry-run", "--json", "--q4", CLI.fixtures + "/tiny-release", "x.kaf"])
         #expect(r.status == 0)
@@ -200,7 +283,9 @@ enum CLI {
         let tensors = try #require(doc["tensors"]?.arrayValue)
         #expect(tensors.count == 1217)
         for t in tensors {
-            #expect(t["source"]?.stringValue?.isEmpty == false && t["source_dtype"] != nil && DType(name: t["dtype"]?.stringValue ?? "") != nil)
+            #expect(
+                t["source"]?.stringValue?.isEmpty == false && t["source_dtype"] != nil
+                    && DType(name: t["dtype"]?.stringValue ?? "") != nil)
         }
         #expect((doc["dropped"]?.arrayValue?.count ?? 0) >= 6 + 52 + 3)
     }
@@ -212,7 +297,10 @@ enum CLI {
             ("kimi-convert", [CLI.fixtures + "/tiny-release", "x.kaf"], "choose exactly one"),
             ("kimi-convert", ["--q4", "--group-size", "48", CLI.fixtures + "/tiny-release", "x.kaf"], "--group-size"),
             ("kimi-convert", ["--q4", "/nonexistent-folder", "x.kaf"], "/nonexistent-folder"),
-            ("kimi-convert", ["--q4", "--keep", "llm.*=q3", CLI.fixtures + "/tiny-release", "x.kaf"], "unknown type 'q3'"),
+            (
+                "kimi-convert", ["--q4", "--keep", "llm.*=q3", CLI.fixtures + "/tiny-release", "x.kaf"],
+                "unknown type 'q3'"
+            ),
         ] {
             let r = try CLI.run(tool, args)
             #expect(r.status == 2, "\(tool) \(args): \(r.status) \(r.stderr)")
@@ -222,4 +310,3 @@ enum CLI {
         #expect(h.status == 0 && h.stdout.contains("--keep"))
     }
 }
-

@@ -119,9 +119,9 @@ public enum Parity {
     }
 
     /// Runs one golden case against `kaf`.
-    public static func run(_ kaf: KAFFile, golden path: String, tolerance tol: Tolerance = Tolerance()) throws
-        -> CaseResult
-    {
+    public static func run(
+        _ kaf: KAFFile, golden path: String, tolerance tol: Tolerance = Tolerance(), threads: Int = 0
+    ) throws -> CaseResult {
         let g = try SafetensorsFile(path: path)
         guard g.metadata["kaf.golden"] == "1", let stage = g.metadata["stage"] else {
             throw FormatError(path, "not a golden case (metadata kaf.golden = \"1\" and stage are required)")
@@ -148,15 +148,17 @@ public enum Parity {
             }
             return CaseResult(path: path, stage: stage, metrics: metrics)
         case "lm":
-            return try runLM(kaf, g, path: path, tol: tol)
+            return try runLM(kaf, g, path: path, tol: tol, threads: threads)
         default:
             throw FormatError(path, "unknown golden stage '\(stage)'")
         }
     }
 
-    static func runLM(_ kaf: KAFFile, _ g: SafetensorsFile, path: String, tol: Tolerance) throws -> CaseResult {
+    static func runLM(_ kaf: KAFFile, _ g: SafetensorsFile, path: String, tol: Tolerance, threads: Int = 0) throws
+        -> CaseResult
+    {
         func ints(_ n: String) throws -> [Int] { try g.tensor(named: n).int64s().map { Int($0) } }
-        let llm = try KimiLLM(file: kaf)
+        let llm = try KimiLLM(file: kaf, threads: threads)
         let c = llm.config
         let textIds = try ints("in.text_ids")
         let audioIds = c.isKimi ? try ints("in.audio_ids") : textIds
