@@ -84,12 +84,7 @@ public struct VocoderConfig: Sendable, Equatable {
         numMels = try c.int("num_mels")
         upsampleRates = try c.ints("upsample_rates", in: 1 ... 64)
         upsampleKernelSizes = try c.ints("upsample_kernel_sizes", in: 1 ... 1024)
-        guard upsampleKernelSizes.count == upsampleRates.count else {
-            throw FormatError(
-                file,
-                "config value 'upsample_kernel_sizes' has \(upsampleKernelSizes.count) entries, but 'upsample_rates' has \(upsampleRates.count)"
-            )
-        }
+        try Self.zipped("upsample_kernel_sizes", upsampleKernelSizes.count, "upsample_rates", upsampleRates.count, file)
         upsampleInitialChannel = try c.int("upsample_initial_channel")
         guard upsampleRates.count < 24, upsampleInitialChannel % (1 << upsampleRates.count) == 0 else {
             throw FormatError(
@@ -103,12 +98,9 @@ public struct VocoderConfig: Sendable, Equatable {
         resblock = r
         resblockKernelSizes = try c.ints("resblock_kernel_sizes", in: 1 ... 1024)
         resblockDilationSizes = try c.intLists("resblock_dilation_sizes", in: 1 ... 1024)
-        guard resblockDilationSizes.count == resblockKernelSizes.count else {
-            throw FormatError(
-                file,
-                "config value 'resblock_dilation_sizes' has \(resblockDilationSizes.count) entries, but 'resblock_kernel_sizes' has \(resblockKernelSizes.count)"
-            )
-        }
+        try Self.zipped(
+            "resblock_dilation_sizes", resblockDilationSizes.count, "resblock_kernel_sizes", resblockKernelSizes.count,
+            file)
         guard let a = c.string("activation"), let act = Activation(rawValue: a) else {
             throw FormatError(file, "config value 'activation' missing or not snake or snakebeta")
         }
@@ -119,6 +111,13 @@ public struct VocoderConfig: Sendable, Equatable {
         snakeLogscale = logscale
         useBiasAtFinal = c.bool("use_bias_at_final", default: true)
         useTanhAtFinal = c.bool("use_tanh_at_final", default: true)
+    }
+
+    /// Lists the official code zips together must have as many entries.
+    static func zipped(_ key: String, _ n: Int, _ other: String, _ m: Int, _ file: String) throws {
+        guard n == m else {
+            throw FormatError(file, "config value '\(key)' has \(n) entries, but '\(other)' has \(m)")
+        }
     }
 }
 
