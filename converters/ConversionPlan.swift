@@ -31,9 +31,20 @@ public struct ComponentPlan: Sendable {
 
     public init(name: String) { self.name = name }
 
-    mutating func add(_ name: String, _ producer: any TensorProducer, role: PrecisionPolicy.Role, policy: PrecisionPolicy) {
+    mutating func add(
+        _ name: String, _ producer: any TensorProducer, role: PrecisionPolicy.Role, policy: PrecisionPolicy
+    ) {
         let (t, why) = policy.choose(name: name, shape: producer.shape, role: role)
         items.append(PlanItem(name: name, producer: producer, target: t, reason: why))
+    }
+
+    /// Adds the tensor `spec` of an architecture table from `producer` (the release's `sourceName`),
+    /// after checking its shape against the table's.
+    mutating func add(_ spec: TensorSpec, _ producer: any TensorProducer, sourceName: String, policy: PrecisionPolicy)
+        throws
+    {
+        try expectShape(producer, spec.shape, name: sourceName, file: producer.file)
+        add(spec.name, producer, role: spec.role, policy: policy)
     }
 
     mutating func drop(_ source: String, _ reason: String) {
@@ -54,5 +65,9 @@ public struct ConversionPlan: Sendable {
 }
 
 func sourceElementSize(_ p: any TensorProducer) -> Int {
-    switch p.sourceDType { case "f64": return 8; case "f32": return 4; default: return 2 }
+    switch p.sourceDType {
+    case "f64": return 8
+    case "f32": return 4
+    default: return 2
+    }
 }
