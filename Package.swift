@@ -48,12 +48,14 @@ let package = Package(
                 dependencies: ["CZstd", "CJSONC", .product(name: "Yams", package: "Yams")],
                 path: "formats", exclude: ["KAF.md", "GOLDEN.md"], swiftSettings: fastSwift),
         // converters/: one converter per component, quantizers, precision policy.
-        .target(name: "KimiConvert", dependencies: ["KAF"], path: "converters",
+        .target(name: "KimiConvert", dependencies: ["KAF", "KimiSIMD"], path: "converters",
                 swiftSettings: fastSwift),
         // runtime/: kernels, model components, tokenizer, sampler, pipelines, parity.
-        .target(name: "KimiRuntime", dependencies: ["KAF", "COpenBLAS", "CSndfile", "KimiKernelsVNNI"], path: "runtime",
-                exclude: ["KernelsVNNI"], swiftSettings: fastSwift),
-        .target(name: "KimiKernelsVNNI", path: "runtime/KernelsVNNI", swiftSettings: vnniSwift),
+        .target(name: "KimiRuntime", dependencies: ["KAF", "COpenBLAS", "CSndfile", "KimiKernelsVNNI", "KimiSIMD"],
+                path: "runtime", exclude: ["KernelsVNNI", "Kernels/SIMD"], swiftSettings: fastSwift),
+        .target(name: "KimiKernelsVNNI", dependencies: ["KimiSIMD"], path: "runtime/KernelsVNNI", swiftSettings: vnniSwift),
+        // SIMD building blocks (@inlinable) shared by the runtime's kernels and the converter's quantizer.
+        .target(name: "KimiSIMD", path: "runtime/Kernels/SIMD", swiftSettings: fastSwift),
 
         // What the three CLIs share: error reporting (one line, exit 2), progress, JSON output.
         .target(name: "KimiCLI",

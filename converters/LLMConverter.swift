@@ -20,9 +20,7 @@ public enum LLMConverter {
                 throw FormatError(release.path, "missing tensor '\(spec.source)' (expected by config.json)")
             }
             used.insert(spec.source)
-            let s = try StoredTensor(t)
-            try expectShape(s, spec.shape, name: spec.source, file: s.file)
-            plan.add(spec.name, s, role: spec.role, policy: policy)
+            try plan.add(spec, try StoredTensor(t), sourceName: spec.source, policy: policy)
         }
 
         var llm = ComponentPlan(name: "llm")

@@ -1,4 +1,5 @@
 import KAF
+import KimiSIMD  // load8, clamp, vabs, vmax, laneMax: shared with the runtime's kernels
 
 /// The production quantizer the converter runs: SIMD, one pass per row, error statistics computed
 /// on the way. q8 is round-to-nearest absmax (a scale search gains < 0.1 dB on real weights); q4
@@ -11,7 +12,9 @@ extension Quantizer {
     static let q4Factors: [Float] = [1.0, 0.95, 0.9, 0.85]
 
     /// Quantizes (or converts) one row and returns its error against the source.
-    public static func quantizeRowFast(_ x: UnsafePointer<Float>, count: Int, as dtype: DType, into dst: UnsafeMutableRawPointer) -> TensorError {
+    public static func quantizeRowFast(
+        _ x: UnsafePointer<Float>, count: Int, as dtype: DType, into dst: UnsafeMutableRawPointer
+    ) -> TensorError {
         switch dtype {
         case .q8_g32_r8, .q8_g64_r8, .q8_g128_r8, .q4_g32_r8, .q4_g64_r8, .q4_g128_r8:
             preconditionFailure("quantize rows as \(dtype.plain.name), then RowInterleave.interleave")
@@ -25,32 +28,6 @@ extension Quantizer {
         }
     }
 
-    @inline(__always) static func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
-        UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
-    }
-
-    /// min(max(v, lo), hi) without the generic pointwiseMin/Max calls Swift leaves un-inlined.
-    @inline(__always) static func clamp(_ v: SIMD8<Float>, _ lo: SIMD8<Float>, _ hi: SIMD8<Float>) -> SIMD8<Float> {
-        var r = v
-        r.replace(with: lo, where: v .< lo)
-        r.replace(with: hi, where: r .> hi)
-        return r
-    }
-
-    @inline(__always) static func vabs(_ v: SIMD8<Float>) -> SIMD8<Float> {
-        unsafeBitCast(unsafeBitCast(v, to: SIMD8<UInt32>.self) & SIMD8<UInt32>(repeating: 0x7FFF_FFFF), to: SIMD8<Float>.self)
-    }
-
-    @inline(__always) static func vmax(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> {
-        var r = a
-        r.replace(with: b, where: b .> a)
-        return r
-    }
-
-    @inline(__always) static func laneMax(_ v: SIMD8<Float>) -> Float {
-        max(max(max(v[0], v[1]), max(v[2], v[3])), max(max(v[4], v[5]), max(v[6], v[7])))
-    }
-
     /// Lane sum in a fixed order (the scalar twin sums its 8 partials the same way).
     @inline(__always) static func laneSum(_ v: SIMD8<Float>) -> Float {
         ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7]))
@@ -59,11 +36,15 @@ extension Quantizer {
     /// The weight of largest magnitude (first one on ties), as ggml picks it.
     @inline(__always) static func signedMax(_ x: UnsafePointer<Float>, _ g: Int) -> Float {
         var amax: Float = 0, m: Float = 0
-        for j in 0 ..< g where abs(x[j]) > amax { amax = abs(x[j]); m = x[j] }
+        for j in 0 ..< g where abs(x[j]) > amax {
+            amax = abs(x[j])
+            m = x[j]
+        }
         return m
     }
 
-    static func q4Row(_ src: UnsafePointer<Float>, _ count: Int, _ dst: UnsafeMutableRawPointer, V: Int) -> TensorError {
+    static func q4Row(_ src: UnsafePointer<Float>, _ count: Int, _ dst: UnsafeMutableRawPointer, V: Int) -> TensorError
+    {
         let g = 8 * V, h = g / 2, bb = 2 + h
         var stats = TensorError()
         let lo = SIMD8<Float>(repeating: -8), hi = SIMD8<Float>(repeating: 7)
@@ -74,23 +55,36 @@ extension Quantizer {
             // each one's sums still accumulate in weight order, as in the scalar twin.
             let f = q4Factors
             let d0 = (m / -8 * f[0], m / -8 * f[1], m / -8 * f[2], m / -8 * f[3])
-            let i0 = SIMD4<Float>(d0.0 != 0 ? 1 / d0.0 : 0, d0.1 != 0 ? 1 / d0.1 : 0, d0.2 != 0 ? 1 / d0.2 : 0, d0.3 != 0 ? 1 / d0.3 : 0)
+            let i0 = SIMD4<Float>(
+                d0.0 != 0 ? 1 / d0.0 : 0, d0.1 != 0 ? 1 / d0.1 : 0, d0.2 != 0 ? 1 / d0.2 : 0, d0.3 != 0 ? 1 / d0.3 : 0)
             var xq0 = SIMD8<Float>.zero, xq1 = SIMD8<Float>.zero, xq2 = SIMD8<Float>.zero, xq3 = SIMD8<Float>.zero
             var qq0 = SIMD8<Float>.zero, qq1 = SIMD8<Float>.zero, qq2 = SIMD8<Float>.zero, qq3 = SIMD8<Float>.zero
             for v in 0 ..< V {
                 let t = load8(x + 8 * v)
-                let a = clamp((t * i0[0]).rounded(.toNearestOrEven), lo, hi), b = clamp((t * i0[1]).rounded(.toNearestOrEven), lo, hi)
-                let c = clamp((t * i0[2]).rounded(.toNearestOrEven), lo, hi), e = clamp((t * i0[3]).rounded(.toNearestOrEven), lo, hi)
-                xq0 += t * a; qq0 += a * a; xq1 += t * b; qq1 += b * b
-                xq2 += t * c; qq2 += c * c; xq3 += t * e; qq3 += e * e
+                let a = clamp((t * i0[0]).rounded(.toNearestOrEven), lo, hi),
+                    b = clamp((t * i0[1]).rounded(.toNearestOrEven), lo, hi)
+                let c = clamp((t * i0[2]).rounded(.toNearestOrEven), lo, hi),
+                    e = clamp((t * i0[3]).rounded(.toNearestOrEven), lo, hi)
+                xq0 += t * a
+                qq0 += a * a
+                xq1 += t * b
+                qq1 += b * b
+                xq2 += t * c
+                qq2 += c * c
+                xq3 += t * e
+                qq3 += e * e
             }
             @inline(__always) func refined(_ xq: SIMD8<Float>, _ qq: SIMD8<Float>, _ d0: Float) -> UInt16 {
                 let den = laneSum(qq)
                 return floatToF16(den > 0 ? laneSum(xq) / den : d0)
             }
-            let dh = (refined(xq0, qq0, d0.0), refined(xq1, qq1, d0.1), refined(xq2, qq2, d0.2), refined(xq3, qq3, d0.3))
+            let dh = (
+                refined(xq0, qq0, d0.0), refined(xq1, qq1, d0.1), refined(xq2, qq2, d0.2), refined(xq3, qq3, d0.3)
+            )
             let dd = SIMD4<Float>(f16ToFloat(dh.0), f16ToFloat(dh.1), f16ToFloat(dh.2), f16ToFloat(dh.3))
-            let ii = SIMD4<Float>(dd[0] != 0 ? 1 / dd[0] : 0, dd[1] != 0 ? 1 / dd[1] : 0, dd[2] != 0 ? 1 / dd[2] : 0, dd[3] != 0 ? 1 / dd[3] : 0)
+            let ii = SIMD4<Float>(
+                dd[0] != 0 ? 1 / dd[0] : 0, dd[1] != 0 ? 1 / dd[1] : 0, dd[2] != 0 ? 1 / dd[2] : 0,
+                dd[3] != 0 ? 1 / dd[3] : 0)
             var e0 = SIMD8<Float>.zero, e1 = SIMD8<Float>.zero, e2 = SIMD8<Float>.zero, e3 = SIMD8<Float>.zero
             for v in 0 ..< V {
                 let t = load8(x + 8 * v)
@@ -98,14 +92,26 @@ extension Quantizer {
                 let r1 = t - clamp((t * ii[1]).rounded(.toNearestOrEven), lo, hi) * dd[1]
                 let r2 = t - clamp((t * ii[2]).rounded(.toNearestOrEven), lo, hi) * dd[2]
                 let r3 = t - clamp((t * ii[3]).rounded(.toNearestOrEven), lo, hi) * dd[3]
-                e0 += r0 * r0; e1 += r1 * r1; e2 += r2 * r2; e3 += r3 * r3
+                e0 += r0 * r0
+                e1 += r1 * r1
+                e2 += r2 * r2
+                e3 += r3 * r3
             }
             // Lowest error; the earlier candidate wins a tie (strict <, as the twin).
             var bestErr = laneSum(e0), bestD = dh.0
             let err1 = laneSum(e1), err2 = laneSum(e2), err3 = laneSum(e3)
-            if err1 < bestErr { bestErr = err1; bestD = dh.1 }
-            if err2 < bestErr { bestErr = err2; bestD = dh.2 }
-            if err3 < bestErr { bestErr = err3; bestD = dh.3 }
+            if err1 < bestErr {
+                bestErr = err1
+                bestD = dh.1
+            }
+            if err2 < bestErr {
+                bestErr = err2
+                bestD = dh.2
+            }
+            if err3 < bestErr {
+                bestErr = err3
+                bestD = dh.3
+            }
             let blk = dst + b * bb
             blk.storeBytes(of: bestD, as: UInt16.self)
             let d = f16ToFloat(bestD)
@@ -117,14 +123,16 @@ extension Quantizer {
                 let q0 = clamp((t0 * id).rounded(.toNearestOrEven), lo, hi)
                 let q1 = clamp((t1 * id).rounded(.toNearestOrEven), lo, hi)
                 let r0 = t0 - q0 * d, r1 = t1 - q1 * d
-                e += r0 * r0; s += t0 * t0
+                e += r0 * r0
+                s += t0 * t0
                 mx = vmax(mx, vmax(vabs(r0), vabs(r1)))
                 storeNibbles(q0, q1, blk + 2 + 8 * v)
             }
             for v in V / 2 ..< V {
                 let t = load8(x + 8 * v)
                 let r = t - clamp((t * id).rounded(.toNearestOrEven), lo, hi) * d
-                e += r * r; s += t * t
+                e += r * r
+                s += t * t
             }
             stats.sumSquaredError += Double(laneSum(e))
             stats.sumSquaredSignal += Double(laneSum(s))
@@ -163,7 +171,8 @@ extension Quantizer {
         return signedMax(x, 8 * V)
     }
 
-    static func q8Row(_ src: UnsafePointer<Float>, _ count: Int, _ dst: UnsafeMutableRawPointer, V: Int) -> TensorError {
+    static func q8Row(_ src: UnsafePointer<Float>, _ count: Int, _ dst: UnsafeMutableRawPointer, V: Int) -> TensorError
+    {
         let g = 8 * V, bb = 2 + g
         var stats = TensorError()
         let lo = SIMD8<Float>(repeating: -127), hi = SIMD8<Float>(repeating: 127)
@@ -184,7 +193,9 @@ extension Quantizer {
                 let qq = clamp((t * id).rounded(.toNearestOrEven), lo, hi)
                 (blk + 2 + 8 * v).storeBytes(of: SIMD8<UInt8>(truncatingIfNeeded: intBits(qq)), as: SIMD8<UInt8>.self)
                 let r = t - qq * ds
-                e += r * r; s += t * t; mx = vmax(mx, vabs(r))
+                e += r * r
+                s += t * t
+                mx = vmax(mx, vabs(r))
             }
             stats.sumSquaredError += Double(laneSum(e))
             stats.sumSquaredSignal += Double(laneSum(s))
@@ -195,7 +206,9 @@ extension Quantizer {
     }
 
     /// Scalar twin of `quantizeRowFast` (and the plain-type conversions it delegates here).
-    public static func quantizeRowFast_ref(_ x: UnsafePointer<Float>, count: Int, as dtype: DType, into dst: UnsafeMutableRawPointer) -> TensorError {
+    public static func quantizeRowFast_ref(
+        _ x: UnsafePointer<Float>, count: Int, as dtype: DType, into dst: UnsafeMutableRawPointer
+    ) -> TensorError {
         var stats = TensorError()
         func lanes(_ f: (Int) -> Float, _ n: Int) -> Float {
             // 8 partial sums, lane l takes elements l, l+8, ...; reduced like laneSum.
@@ -221,15 +234,26 @@ extension Quantizer {
                     let dh = floatToF16(d1), d = f16ToFloat(dh)
                     let id: Float = d != 0 ? 1 / d : 0
                     let q1 = (0 ..< g).map { min(max((xs[$0] * id).rounded(.toNearestOrEven), -8), 7) }
-                    let err = lanes({ let r = xs[$0] - q1[$0] * d; return r * r }, g)
-                    if err < bestErr { bestErr = err; bestD = dh; best = q1 }
+                    let err = lanes(
+                        {
+                            let r = xs[$0] - q1[$0] * d
+                            return r * r
+                        }, g)
+                    if err < bestErr {
+                        bestErr = err
+                        bestD = dh
+                        best = q1
+                    }
                 }
                 let blk = dst + b * bb
                 blk.storeBytes(of: bestD, as: UInt16.self)
                 let d = f16ToFloat(bestD)
                 for j in 0 ..< h {
-                    blk.storeBytes(of: UInt8(Int(best[j]) + 8) | (UInt8(Int(best[j + h]) + 8) << 4), toByteOffset: 2 + j, as: UInt8.self)
-                    stats.maxAbsError = max(stats.maxAbsError, Double(abs(xs[j] - best[j] * d)), Double(abs(xs[j + h] - best[j + h] * d)))
+                    blk.storeBytes(
+                        of: UInt8(Int(best[j]) + 8) | (UInt8(Int(best[j + h]) + 8) << 4), toByteOffset: 2 + j,
+                        as: UInt8.self)
+                    stats.maxAbsError = max(
+                        stats.maxAbsError, Double(abs(xs[j] - best[j] * d)), Double(abs(xs[j + h] - best[j + h] * d)))
                 }
                 stats.sumSquaredError += Double(bestErr)
                 stats.sumSquaredSignal += Double(lanes({ xs[$0] * xs[$0] }, g))
@@ -251,14 +275,21 @@ extension Quantizer {
                     blk.storeBytes(of: Int8(q[j]), toByteOffset: 2 + j, as: Int8.self)
                     stats.maxAbsError = max(stats.maxAbsError, Double(abs(xs[j] - q[j] * ds)))
                 }
-                stats.sumSquaredError += Double(lanes({ let r = xs[$0] - q[$0] * ds; return r * r }, g))
+                stats.sumSquaredError += Double(
+                    lanes(
+                        {
+                            let r = xs[$0] - q[$0] * ds
+                            return r * r
+                        }, g))
                 stats.sumSquaredSignal += Double(lanes({ xs[$0] * xs[$0] }, g))
                 stats.count += g
             }
         case .f32, .f16, .bf16:
             quantizeRow_ref(x, count: count, as: dtype, into: dst)
             var y = [Float](repeating: 0, count: count)
-            y.withUnsafeMutableBufferPointer { dequantizeRow_ref(dtype, UnsafeRawPointer(dst), count: count, into: $0.baseAddress!) }
+            y.withUnsafeMutableBufferPointer {
+                dequantizeRow_ref(dtype, UnsafeRawPointer(dst), count: count, into: $0.baseAddress!)
+            }
             for j in 0 ..< count {
                 let r = Double(x[j]) - Double(y[j])
                 stats.sumSquaredError += r * r

@@ -1,4 +1,5 @@
 import KAF
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -6,7 +7,10 @@ import Glibc
 /// The input folder as downloaded: a Kimi-Audio release (MoonshotKimiaForCausalLM), a plain
 /// Hugging Face Qwen2 checkpoint, or a Hugging Face Whisper checkpoint.
 public struct ReleaseFolder {
-    public enum Kind: String, Sendable { case kimiAudio = "kimi-audio", qwen2, whisper }
+    public enum Kind: String, Sendable {
+        case kimiAudio = "kimi-audio"
+        case qwen2, whisper
+    }
 
     public let path: String
     public let kind: Kind
@@ -17,7 +21,9 @@ public struct ReleaseFolder {
     public init(path: String, vqTokenizer: String? = nil) throws {
         var isDir = stat()
         guard stat(path, &isDir) == 0 else { throw FormatError(path, "no such folder") }
-        guard (isDir.st_mode & S_IFMT) == S_IFDIR else { throw FormatError(path, "not a folder (give the release folder as downloaded)") }
+        guard (isDir.st_mode & S_IFMT) == S_IFDIR else {
+            throw FormatError(path, "not a folder (give the release folder as downloaded)")
+        }
         self.path = path
         let cfgPath = path + "/config.json"
         guard fileExists(cfgPath) else { throw FormatError(cfgPath, "missing: the release folder has no config.json") }
@@ -28,9 +34,14 @@ public struct ReleaseFolder {
         case "Qwen2ForCausalLM": kind = .qwen2
         case "WhisperForConditionalGeneration", "WhisperModel": kind = .whisper
         default:
-            throw FormatError(cfgPath, "unknown architecture '\(arch)' (expected MoonshotKimiaForCausalLM, Qwen2ForCausalLM or WhisperForConditionalGeneration)")
+            throw FormatError(
+                cfgPath,
+                "unknown architecture '\(arch)' (expected MoonshotKimiaForCausalLM, Qwen2ForCausalLM or WhisperForConditionalGeneration)"
+            )
         }
-        if let v = vqTokenizer { self.vqTokenizer = v } else {
+        if let v = vqTokenizer {
+            self.vqTokenizer = v
+        } else {
             let sub = path + "/glm-4-voice-tokenizer"
             self.vqTokenizer = fileExists(sub + "/config.json") ? sub : nil
         }
@@ -51,12 +62,6 @@ public struct ReleaseFolder {
 func fileExists(_ path: String) -> Bool {
     var st = stat()
     return stat(path, &st) == 0
-}
-
-/// Reads an integer config value or fails naming the file and key.
-func configInt(_ c: JSONValue, _ key: String, file: String) throws -> Int {
-    guard let v = c[key]?.intValue else { throw FormatError(file, "config value '\(key)' missing or not an integer") }
-    return v
 }
 
 /// Checks a source tensor's shape against what the config implies.

@@ -1,5 +1,6 @@
 #if arch(x86_64)
 import _Builtin_intrinsics.intel
+import KimiSIMD
 #endif
 
 /// Activations quantized for the integer kernels (ggml's q8_0 "vec_dot_type"): `rows` vectors of

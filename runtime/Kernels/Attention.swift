@@ -3,6 +3,7 @@
 // products run 4 independent FMA chains (one chain of 16 dependent FMAs per 128-dim head is
 // latency-bound at about a third of the FMA throughput); the value sum takes two rows per pass so
 // `out` is loaded and stored half as often.
+import KimiSIMD
 
 /// q·k over d floats, 4 accumulators of 8 lanes (d a multiple of 32 for the fast path).
 @inline(__always) func dot4(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ d: Int) -> Float {

@@ -1,4 +1,5 @@
 import KAF
+import KimiSIMD
 
 extension WeightMatrix {
     /// Row `r` as f32 (embedding lookups, prefill widening), any stored type; the same values as

@@ -1,13 +1,10 @@
 import Foundation
+import KimiSIMD
 
 // Row-wise and element-wise kernels. Each SIMD kernel walks 8 floats at a time and finishes a
 // ragged tail in scalar code; its scalar twin (`_ref`, below) uses libm and plain loops.
 // Statistics (norms, softmax sums) are in f32, as the brief asks; tests bound the difference.
 
-@inline(__always) func store8(_ p: UnsafeMutablePointer<Float>, _ v: SIMD8<Float>) {
-    UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
-}
-@inline(__always) func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> { loadF32x8(UnsafeRawPointer(p)) }
 
 /// Σ x² over n, 8 lanes (tree-reduced at the end).
 @inline(__always) func sumSquares(_ x: UnsafePointer<Float>, _ n: Int) -> Float {

@@ -1,4 +1,5 @@
 import COpenBLAS
+import KimiSIMD
 import KAF
 
 #if arch(x86_64)

@@ -1,4 +1,5 @@
 import KAF
+import KimiSIMD
 import KimiKernelsVNNI
 #if arch(x86_64)
 import _Builtin_intrinsics.intel
@@ -108,14 +109,7 @@ let matmulR8KSpan = 1024
             }
         }
     }
-    @inline(__always) func put(_ v: SIMD8<Float>, _ u: Int) {
-        let o = UnsafeMutableRawPointer(y + (t + u) * ldy)
-        o.storeBytes(of: accumulate ? v + o.loadUnaligned(as: SIMD8<Float>.self) : v, as: SIMD8<Float>.self)
-    }
-    put(c0, 0)
-    if nt > 1 { put(c1, 1) }
-    if nt > 2 { put(c2, 2) }
-    if nt > 3 { put(c3, 3) }
+    storeTile4(y + t * ldy, ldy: ldy, c0, c1, c2, c3, count: nt, accumulate: accumulate)
 }
 #endif
 

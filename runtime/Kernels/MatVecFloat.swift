@@ -1,4 +1,5 @@
 import KAF
+import KimiSIMD
 
 // y[r] = Σ_k W[r,k]·x[k] for float weights (f32 / f16 / bf16), rows `rows` only so callers can
 // split a matrix over threads; y is indexed by the absolute row. Four rows per pass share each

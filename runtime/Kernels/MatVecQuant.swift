@@ -1,4 +1,5 @@
 import KAF
+import KimiSIMD
 #if arch(x86_64)
 import _Builtin_intrinsics.intel
 #endif
@@ -22,7 +23,6 @@ import _Builtin_intrinsics.intel
 @inline(__always) func dotS8S8(_ w: __m256i, _ a: __m256i) -> SIMD8<Float> {
     dotU8S8(_mm256_sign_epi8(w, w), _mm256_sign_epi8(a, w))
 }
-@inline(__always) func load256(_ p: UnsafeRawPointer) -> __m256i { p.loadUnaligned(as: __m256i.self) }
 /// 16 bytes of a g32 block → its 32 nibbles in weight order (low nibbles, then high), as u8.
 @inline(__always) func unpackQ4x32(_ p: UnsafeRawPointer) -> __m256i {
     let t = p.loadUnaligned(as: __m128i.self)

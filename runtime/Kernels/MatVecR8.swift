@@ -1,4 +1,5 @@
 import KAF
+import KimiSIMD
 #if arch(x86_64)
 import _Builtin_intrinsics.intel
 #endif
@@ -19,9 +20,6 @@ import _Builtin_intrinsics.intel
 // vpmaddubsw widens to i32 at once.
 
 #if arch(x86_64)
-@inline(__always) func broadcast32(_ p: UnsafeRawPointer) -> __m256i { _mm256_set1_epi32(p.loadUnaligned(as: Int32.self)) }
-/// The 8 row scales at the start of a tile.
-@inline(__always) func tileScales(_ t: UnsafeRawPointer) -> SIMD8<Float> { _mm256_cvtph_ps(t.loadUnaligned(as: __m128i.self)) }
 /// i16 pair sums → int32 per row, plus −8·Σq_a (the q4 offset), → f32.
 @inline(__always) func widenOffset(_ s: __m256i, _ sq: Int32) -> SIMD8<Float> {
     _mm256_cvtepi32_ps(_mm256_add_epi32(_mm256_madd_epi16(s, _mm256_set1_epi16(1)), _mm256_set1_epi32(-8 &* sq)))

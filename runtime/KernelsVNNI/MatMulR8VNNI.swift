@@ -7,12 +7,10 @@
 // Raw pointers only: this module sits below KimiRuntime and cannot see its types.
 #if arch(x86_64)
 import _Builtin_intrinsics.intel
+import KimiSIMD
 
 /// vpdpbusd (the unmasked intrinsic is a C macro Swift cannot import; the all-ones mask folds away).
 @inline(__always) func dpbusd(_ s: __m256i, _ a: __m256i, _ b: __m256i) -> __m256i { _mm256_mask_dpbusd_epi32(s, 0xFF, a, b) }
-@inline(__always) func load256(_ p: UnsafeRawPointer) -> __m256i { p.loadUnaligned(as: __m256i.self) }
-@inline(__always) func broadcast32(_ p: UnsafeRawPointer) -> __m256i { _mm256_set1_epi32(p.loadUnaligned(as: Int32.self)) }
-@inline(__always) func tileScales(_ t: UnsafeRawPointer) -> SIMD8<Float> { _mm256_cvtph_ps(t.loadUnaligned(as: __m128i.self)) }
 
 /// Activations as QuantizedActivations lays them out: T rows of K int8, K/32 scales d and integer sums sq per row.
 public struct R8Activations {
@@ -113,13 +111,6 @@ public func r8SpanVNNI(base: UnsafeRawPointer, groupBytes: Int, q4: Bool, G: Int
             c2.addProduct(sc * d2[b], _mm256_cvtepi32_ps(s2)); c3.addProduct(sc * d3[b], _mm256_cvtepi32_ps(s3))
         }
     }
-    @inline(__always) func put(_ v: SIMD8<Float>, _ u: Int) {
-        let o = UnsafeMutableRawPointer(y + (t + u) * ldy)
-        o.storeBytes(of: accumulate ? v + o.loadUnaligned(as: SIMD8<Float>.self) : v, as: SIMD8<Float>.self)
-    }
-    put(c0, 0)
-    if nt > 1 { put(c1, 1) }
-    if nt > 2 { put(c2, 2) }
-    if nt > 3 { put(c3, 3) }
+    storeTile4(y + t * ldy, ldy: ldy, c0, c1, c2, c3, count: nt, accumulate: accumulate)
 }
 #endif
