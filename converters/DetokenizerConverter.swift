@@ -5,15 +5,10 @@ import KAF
 /// norm folded here, spec §9).
 public enum DetokenizerConverter {
     public static func planDiT(release: ReleaseFolder, policy: PrecisionPolicy) throws -> ComponentPlan {
-        let folder = release.file("audio_detokenizer")
-        let yamlPath = folder + "/config.yaml", ptPath = folder + "/model.pt"
-        guard fileExists(yamlPath) else {
-            throw FormatError(yamlPath, "missing: the detokenizer config is needed for the DiT")
-        }
-        guard fileExists(ptPath) else {
-            throw FormatError(
-                ptPath, "missing: the DiT weights are needed for audio output (or leave out dit with --components)")
-        }
+        let (yamlPath, ptPath) = try files(
+            release, "audio_detokenizer", config: "config.yaml",
+            configFor: "the detokenizer config is needed for the DiT",
+            weightsFor: "the DiT weights are needed for audio output (or leave out dit with --components)")
         let yaml = try YAMLDocument.load(path: yamlPath)
         let table = DiTTensors(try DiTConfig(yaml: yaml, file: yamlPath))
         let ckpt = try TorchCheckpoint(path: ptPath)
@@ -44,16 +39,9 @@ public enum DetokenizerConverter {
     }
 
     public static func planVocoder(release: ReleaseFolder, policy: PrecisionPolicy) throws -> ComponentPlan {
-        let folder = release.file("vocoder")
-        let cfgPath = folder + "/config.json", ptPath = folder + "/model.pt"
-        guard fileExists(cfgPath) else {
-            throw FormatError(cfgPath, "missing: the vocoder config is needed for audio output")
-        }
-        guard fileExists(ptPath) else {
-            throw FormatError(
-                ptPath,
-                "missing: the vocoder weights are needed for audio output (or leave out vocoder with --components)")
-        }
+        let (cfgPath, ptPath) = try files(
+            release, "vocoder", config: "config.json", configFor: "the vocoder config is needed for audio output",
+            weightsFor: "the vocoder weights are needed for audio output (or leave out vocoder with --components)")
         let cfg = try JSONValue.parse(contentsOf: cfgPath)
         let table = VocoderTensors(try VocoderConfig(json: cfg, file: cfgPath))
         let ckpt = try TorchCheckpoint(path: ptPath)
@@ -92,5 +80,15 @@ public enum DetokenizerConverter {
         plan.meta = ["config": cfg, "weight_norm": "folded at conversion"]
         plan.files = [cfgPath, ptPath]
         return plan
+    }
+
+    /// The config and `model.pt` of the release's `folder`, each required ("missing: …" naming it).
+    static func files(
+        _ release: ReleaseFolder, _ folder: String, config: String, configFor: String, weightsFor: String
+    ) throws -> (config: String, weights: String) {
+        let cfg = release.file(folder + "/" + config), pt = release.file(folder + "/model.pt")
+        guard fileExists(cfg) else { throw FormatError(cfg, "missing: " + configFor) }
+        guard fileExists(pt) else { throw FormatError(pt, "missing: " + weightsFor) }
+        return (cfg, pt)
     }
 }

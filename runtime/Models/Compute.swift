@@ -73,6 +73,20 @@ public final class Compute {
         if let bias { addBias(bias, y, rows: 1, ldy: w.rows) }
     }
 
+    /// y = layer(x) for one row.
+    public func linear(
+        _ layer: Linear, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, sameInput: Bool = false
+    ) {
+        linear(layer.weight, x, y, bias: layer.bias, sameInput: sameInput)
+    }
+
+    /// Y[t] = layer(X[t]) for `n` ≤ maxBatch rows of X, Y with stride `ldy`.
+    public func linearBatch(
+        _ layer: Linear, _ X: UnsafePointer<Float>, _ n: Int, _ Y: UnsafeMutablePointer<Float>, ldy: Int
+    ) {
+        linearBatch(layer.weight, X, n, Y, ldy: ldy, bias: layer.bias)
+    }
+
     /// Y[t] = W·X[t] (+ bias) for `n` ≤ maxBatch rows of X (stride w.cols), Y with stride `ldy`;
     /// rows of W split over the pool.
     public func linearBatch(

@@ -7,37 +7,31 @@ import Glibc
 /// One Qwen2 decoder layer's weights (trunk and MIMO layers are the same, docs/ARCHITECTURE.md §1.2).
 struct DecoderLayer {
     let inputNorm, postNorm: [Float]
-    let q, k, v, o, gate, up, down: WeightMatrix
-    let qBias, kBias, vBias: [Float]
+    let q, k, v, o, gate, up, down: Linear
 
     init(_ t: DecoderLayerTensors, _ load: WeightLoader) throws {
         inputNorm = try load.vector(t.inputNorm)
         postNorm = try load.vector(t.postNorm)
-        q = try load.matrix(t.q)
-        qBias = try load.vector(t.qBias)
-        k = try load.matrix(t.k)
-        kBias = try load.vector(t.kBias)
-        v = try load.matrix(t.v)
-        vBias = try load.vector(t.vBias)
-        o = try load.matrix(t.o)
-        gate = try load.matrix(t.gate)
-        up = try load.matrix(t.up)
-        down = try load.matrix(t.down)
+        (q, k, v) = (
+            try load.linear(t.q, bias: t.qBias), try load.linear(t.k, bias: t.kBias),
+            try load.linear(t.v, bias: t.vBias)
+        )
+        (o, gate, up, down) = (
+            try load.linear(t.o), try load.linear(t.gate), try load.linear(t.up), try load.linear(t.down)
+        )
     }
 
-    var matrices: [WeightMatrix] { [q, k, v, o, gate, up, down] }
+    var matrices: [WeightMatrix] { [q, k, v, o, gate, up, down].map(\.weight) }
 }
 
 /// The VQ adaptor: Linear → SiLU → Linear → LayerNorm (docs/ARCHITECTURE.md §1.3).
 struct Adaptor {
-    let w0, w3: WeightMatrix
-    let b0, b3, normWeight, normBias: [Float]
+    let first, second: Linear
+    let normWeight, normBias: [Float]
 
     init(_ t: AdaptorTensors, _ load: WeightLoader) throws {
-        w0 = try load.matrix(t.w0)
-        b0 = try load.vector(t.b0)
-        w3 = try load.matrix(t.w3)
-        b3 = try load.vector(t.b3)
+        first = try load.linear(t.w0, bias: t.b0)
+        second = try load.linear(t.w3, bias: t.b3)
         normWeight = try load.vector(t.normWeight)
         normBias = try load.vector(t.normBias)
     }
@@ -110,7 +104,7 @@ public final class KimiLLM {
         contextLength = ctx
         let weights =
             [embed, lmHead] + (layers + mimo).flatMap(\.matrices)
-            + [mimoOutput, adaptor?.w0, adaptor?.w3]
+            + [mimoOutput, adaptor?.first.weight, adaptor?.second.weight]
             .compactMap { $0 }
         let widest = max(c.hidden, c.ffn, c.adaptorIn)
         let maxBatch = min(256, ctx)
@@ -192,9 +186,9 @@ public final class KimiLLM {
     func fuseFeature(_ f: UnsafePointer<Float>, into row: UnsafeMutablePointer<Float>) {
         guard let a = adaptor else { return }
         let d = config.hidden
-        compute.linear(a.w0, f, adaptorA, bias: a.b0)
+        compute.linear(a.first, f, adaptorA)
         silu(adaptorA, adaptorA, count: d)
-        compute.linear(a.w3, adaptorA, adaptorB, bias: a.b3)
+        compute.linear(a.second, adaptorA, adaptorB)
         layerNorm(adaptorB, weight: a.normWeight, bias: a.normBias, eps: 1e-6, adaptorA, count: d)
         add(row, adaptorA, row, count: d)
         scale(row, Float(2).squareRoot(), count: d)
@@ -219,10 +213,10 @@ public final class KimiLLM {
     private func runLayer(_ L: DecoderLayer, cache: Int, h: UnsafeMutablePointer<Float>, pos: Int) {
         let c = config, hd = c.headDim
         rmsNorm(h, weight: L.inputNorm, eps: c.eps, xb, count: c.hidden)
-        compute.linear(L.q, xb, q, bias: L.qBias)
+        compute.linear(L.q, xb, q)
         let kRow = kCache[cache] + pos * c.kvDim, vRow = vCache[cache] + pos * c.kvDim
-        compute.linear(L.k, xb, kRow, bias: L.kBias, sameInput: true)
-        compute.linear(L.v, xb, vRow, bias: L.vBias, sameInput: true)
+        compute.linear(L.k, xb, kRow, sameInput: true)
+        compute.linear(L.v, xb, vRow, sameInput: true)
         ropeNeox(q, heads: c.heads, headDim: hd, cos: ropeCos, sin: ropeSin)
         ropeNeox(kRow, heads: c.kvHeads, headDim: hd, cos: ropeCos, sin: ropeSin)
         let ctx = contextLength

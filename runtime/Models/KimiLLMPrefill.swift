@@ -82,10 +82,10 @@ extension KimiLLM {
     private func runLayerBatch(_ L: DecoderLayer, cache: Int, h: UnsafeMutablePointer<Float>, n: Int, pos0: Int) {
         let c = config, B = batch, hd = c.headDim, kvDim = c.kvDim, D = c.hidden, half = hd / 2
         for t in 0 ..< n { rmsNorm(h + t * D, weight: L.inputNorm, eps: c.eps, B.xb + t * D, count: D) }
-        compute.linearBatch(L.q, B.xb, n, B.q, ldy: D, bias: L.qBias)
+        compute.linearBatch(L.q, B.xb, n, B.q, ldy: D)
         let kBase = kCache[cache] + pos0 * kvDim, vBase = vCache[cache] + pos0 * kvDim
-        compute.linearBatch(L.k, B.xb, n, kBase, ldy: kvDim, bias: L.kBias)
-        compute.linearBatch(L.v, B.xb, n, vBase, ldy: kvDim, bias: L.vBias)
+        compute.linearBatch(L.k, B.xb, n, kBase, ldy: kvDim)
+        compute.linearBatch(L.v, B.xb, n, vBase, ldy: kvDim)
         for t in 0 ..< n {
             let cs = B.ropeCos + t * half, sn = B.ropeSin + t * half
             ropeNeox(B.q + t * D, heads: c.heads, headDim: hd, cos: cs, sin: sn)

@@ -27,6 +27,11 @@ public struct WeightLoader {
         return w
     }
 
+    /// A linear layer: weight `w` ([out, in]) and, when given, its bias ([out]).
+    public func linear(_ w: TensorSpec, bias: TensorSpec? = nil) throws -> Linear {
+        Linear(weight: try matrix(w), bias: try bias.map { try vector($0) })
+    }
+
     /// A 1-D vector (norm weight, bias) as f32.
     public func vector(_ spec: TensorSpec) throws -> [Float] {
         guard spec.shape.count == 1 else { preconditionFailure("\(spec.name): the table gives \(spec.shape), not 1-D") }
@@ -42,4 +47,10 @@ public struct WeightLoader {
     func mismatch(_ name: String, _ t: KAFTensor, expected: [Int]) -> FormatError {
         FormatError(file.path, "tensor '\(name)' is \(t.dtype.name) \(t.shape), the config implies \(expected)")
     }
+}
+
+/// y = W·x (+ b): a weight read in place and its bias as f32 (`Compute.linear` runs it).
+public struct Linear: @unchecked Sendable {
+    public let weight: WeightMatrix
+    public let bias: [Float]?
 }
