@@ -28,10 +28,7 @@ public struct TensorSpec: Sendable, Equatable {
     public let role: TensorRole
 
     public init(_ name: String, source: String, _ shape: [Int], _ role: TensorRole) {
-        self.name = name
-        self.source = source
-        self.shape = shape
-        self.role = role
+        (self.name, self.source, self.shape, self.role) = (name, source, shape, role)
     }
 }
 

@@ -64,14 +64,7 @@ public func matmulR8(
     #if arch(x86_64)
     let q4 = w.dtype.traits.quantBits == 4
     precondition(!vnni || cpuHasAVX512VNNI, "matmulR8: this CPU has no AVX-512 VNNI")
-    switch (q4, w.dtype.groupSize) {  // constant G per copy after inlining
-    case (true, 32): r8Tiles(w, xq, Y, ldy, rows, q4: true, G: 32, vnni: vnni)
-    case (true, 64): r8Tiles(w, xq, Y, ldy, rows, q4: true, G: 64, vnni: vnni)
-    case (true, _): r8Tiles(w, xq, Y, ldy, rows, q4: true, G: 128, vnni: vnni)
-    case (false, 32): r8Tiles(w, xq, Y, ldy, rows, q4: false, G: 32, vnni: vnni)
-    case (false, 64): r8Tiles(w, xq, Y, ldy, rows, q4: false, G: 64, vnni: vnni)
-    case (false, _): r8Tiles(w, xq, Y, ldy, rows, q4: false, G: 128, vnni: vnni)
-    }
+    r8Tiles(w, xq, Y, ldy, rows, q4: q4, G: w.dtype.groupSize, vnni: vnni)
     #else
     for t in 0 ..< xq.rows { matvecR8_ref(w, xq.row(t), Y + t * ldy, rows: rows) }
     #endif
@@ -79,8 +72,9 @@ public func matmulR8(
 
 #if arch(x86_64)
 /// Row chunks × column spans; each (chunk, span) pass runs every token tile, through the AVX2
-/// tiles (AVX2R8Dot) or the VNNI ones (KimiKernelsVNNI.r8SpanVNNI), one call per pass.
-@inline(__always) func r8Tiles(
+/// tiles (AVX2R8Dot) or the VNNI ones (KimiKernelsVNNI.r8SpanVNNI), one call per pass (each picks
+/// the copy of the walk made for the weight type).
+func r8Tiles(
     _ w: WeightMatrix, _ a: QuantizedActivations, _ Y: UnsafeMutablePointer<Float>, _ ldy: Int,
     _ rows: Range<Int>, q4: Bool, G: Int, vnni: Bool
 ) {
@@ -98,7 +92,7 @@ public func matmulR8(
                     base: w.base, groupBytes: 8 * w.rowBytes, q4: q4, G: G, va, Y, ldy: ldy,
                     rowGroups: i0 ..< i1, groups: g0 ..< g1, accumulate: g0 > 0)
             } else {
-                r8Span(
+                r8SpanEachType(
                     AVX2R8Dot.self, base: w.base, groupBytes: 8 * w.rowBytes, q4: q4, G: G, va, Y, ldy: ldy,
                     rowGroups: i0 ..< i1, groups: g0 ..< g1, accumulate: g0 > 0)
             }

@@ -22,32 +22,9 @@ public func r8SpanVNNI(
     base: UnsafeRawPointer, groupBytes: Int, q4: Bool, G: Int, _ a: R8Activations,
     _ Y: UnsafeMutablePointer<Float>, ldy: Int, rowGroups: Range<Int>, groups: Range<Int>, accumulate: Bool
 ) {
-    switch (q4, G) {  // constant G per copy after inlining
-    case (true, 32):
-        r8Span(
-            VNNIDot.self, base: base, groupBytes: groupBytes, q4: true, G: 32, a, Y, ldy: ldy, rowGroups: rowGroups,
-            groups: groups, accumulate: accumulate)
-    case (true, 64):
-        r8Span(
-            VNNIDot.self, base: base, groupBytes: groupBytes, q4: true, G: 64, a, Y, ldy: ldy, rowGroups: rowGroups,
-            groups: groups, accumulate: accumulate)
-    case (true, _):
-        r8Span(
-            VNNIDot.self, base: base, groupBytes: groupBytes, q4: true, G: 128, a, Y, ldy: ldy, rowGroups: rowGroups,
-            groups: groups, accumulate: accumulate)
-    case (false, 32):
-        r8Span(
-            VNNIDot.self, base: base, groupBytes: groupBytes, q4: false, G: 32, a, Y, ldy: ldy, rowGroups: rowGroups,
-            groups: groups, accumulate: accumulate)
-    case (false, 64):
-        r8Span(
-            VNNIDot.self, base: base, groupBytes: groupBytes, q4: false, G: 64, a, Y, ldy: ldy, rowGroups: rowGroups,
-            groups: groups, accumulate: accumulate)
-    case (false, _):
-        r8Span(
-            VNNIDot.self, base: base, groupBytes: groupBytes, q4: false, G: 128, a, Y, ldy: ldy, rowGroups: rowGroups,
-            groups: groups, accumulate: accumulate)
-    }
+    r8SpanEachType(
+        VNNIDot.self, base: base, groupBytes: groupBytes, q4: q4, G: G, a, Y, ldy: ldy, rowGroups: rowGroups,
+        groups: groups, accumulate: accumulate)
 }
 
 /// The VNNI integer steps: vpdpbusd accumulates 4 products per int32 lane, so the q4 sums start

@@ -30,6 +30,26 @@ public protocol R8Dot {
     static func q8(_ s: __m256i, _ aw: __m256i, _ sx: __m256i) -> __m256i
 }
 
+/// `r8Span` with `q4` and `G` turned into constants: one copy of the walk per weight type.
+@inlinable @inline(__always) public func r8SpanEachType<D: R8Dot>(
+    _ dot: D.Type, base: UnsafeRawPointer, groupBytes: Int, q4: Bool, G: Int, _ a: R8Activations,
+    _ Y: UnsafeMutablePointer<Float>, ldy: Int, rowGroups: Range<Int>, groups: Range<Int>, accumulate: Bool
+) {
+    @inline(__always) func run(_ q4: Bool, _ G: Int) {
+        r8Span(
+            dot, base: base, groupBytes: groupBytes, q4: q4, G: G, a, Y, ldy: ldy, rowGroups: rowGroups, groups: groups,
+            accumulate: accumulate)
+    }
+    switch (q4, G) {
+    case (true, 32): run(true, 32)
+    case (true, 64): run(true, 64)
+    case (true, _): run(true, 128)
+    case (false, 32): run(false, 32)
+    case (false, 64): run(false, 64)
+    case (false, _): run(false, 128)
+    }
+}
+
 /// One pass: row groups `rowGroups` of the matrix at `base` (row-group stride `groupBytes`), group
 /// columns `groups`, every token in tiles of 4; written to Y, or added into it when `accumulate`.
 @inlinable @inline(__always) public func r8Span<D: R8Dot>(
