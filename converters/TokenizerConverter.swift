@@ -5,17 +5,17 @@ import KAF
 public enum TokenizerConverter {
     /// The 421 Kimi special-token names in id order (spec §4.1, kimia_infer special_tokens.py).
     public static let kimiSpecialTokens: [String] = {
-        var t = ["[BOS]", "[EOS]", KimiToken.msgEnd.rawValue, "<|im_user_msg_start|>", "<|im_assistant_msg_start|>"]
+        var t = ["[BOS]", "[EOS]", KimiToken.msg_end.name, "<|im_user_msg_start|>", "<|im_assistant_msg_start|>"]
         t += (0 ... 3).map { "<|reserved_token_\($0)|>" }
         t += ["[EOT]"]
         t += (4 ... 11).map { "<|reserved_token_\($0)|>" }
-        t += [KimiToken.mediaBegin.rawValue, "<|reserved_token_12|>", KimiToken.mediaEnd.rawValue]
+        t += [KimiToken.media_begin.name, "<|reserved_token_12|>", KimiToken.media_end.name]
         t += (13 ... 14).map { "<|reserved_token_\($0)|>" }
-        t += [KimiToken.textBlank.rawValue, KimiToken.textEos.rawValue]
+        t += [KimiToken.kimia_text_blank.name, KimiToken.kimia_text_eos.name]
         t += (15 ... 16).map { "<|reserved_token_\($0)|>" }
-        t += [KimiToken.userMsgStart.rawValue, KimiToken.assistantMsgStart.rawValue]
+        t += [KimiToken.kimia_user_msg_start.name, KimiToken.kimia_assistant_msg_start.name]
         t += (17 ... 19).map { "<|reserved_token_\($0)|>" }
-        t += [KimiToken.speechCt.rawValue, KimiToken.speechCtd.rawValue]
+        t += [KimiToken.kimia_speech_ct_id.name, KimiToken.kimia_speech_ctd_id.name]
         t += (20 ... 406).map { "<|reserved_token_\($0)|>" }
         return t
     }()

@@ -15,19 +15,19 @@ public struct KimiSpecials: Sendable {
     public init(byName names: [String: Int], file: String) throws {
         byName = names
         func id(_ t: KimiToken) throws -> Int {
-            guard let v = names[t.rawValue] else {
-                throw FormatError(file, "tokenizer lacks the special token \(t.rawValue)")
+            guard let v = names[t.name] else {
+                throw FormatError(file, "tokenizer lacks the special token \(t.name)")
             }
             return v
         }
-        msgEnd = try id(.msgEnd)
-        mediaBegin = try id(.mediaBegin)
-        mediaEnd = try id(.mediaEnd)
-        blank = try id(.textBlank)
-        textEos = try id(.textEos)
-        userMsgStart = try id(.userMsgStart)
-        assistantMsgStart = try id(.assistantMsgStart)
-        speechCt = try id(.speechCt)
-        speechCtd = try id(.speechCtd)
+        msgEnd = try id(.msg_end)
+        mediaBegin = try id(.media_begin)
+        mediaEnd = try id(.media_end)
+        blank = try id(.kimia_text_blank)
+        textEos = try id(.kimia_text_eos)
+        userMsgStart = try id(.kimia_user_msg_start)
+        assistantMsgStart = try id(.kimia_assistant_msg_start)
+        speechCt = try id(.kimia_speech_ct_id)
+        speechCtd = try id(.kimia_speech_ctd_id)
     }
 }
