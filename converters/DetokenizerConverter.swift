@@ -1,8 +1,8 @@
 import KAF
 
 /// The audio detokenizer: the flow-matching DiT (`audio_detokenizer/model.pt`, `state_dict`,
-/// prefix `speech_model.`, spec §8) and the BigVGAN vocoder (`vocoder/model.pt`, `generator`, weight
-/// norm folded here, spec §9).
+/// prefix `speech_model.`, docs/ARCHITECTURE.md §1.9) and the BigVGAN vocoder (`vocoder/model.pt`, `generator`, weight
+/// norm folded here, docs/ARCHITECTURE.md §1.10).
 public enum DetokenizerConverter {
     public static func planDiT(release: ReleaseFolder, policy: PrecisionPolicy) throws -> ComponentPlan {
         let (yamlPath, ptPath) = try files(

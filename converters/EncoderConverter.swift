@@ -1,8 +1,8 @@
 import KAF
 
 /// Whisper-style audio encoders: the Whisper-large-v3 encoder (continuous features, component
-/// `whisper`, spec §6.2) and the GLM-4-Voice WhisperVQEncoder (discrete tokens, component `vq`,
-/// spec §7). Both have conv1/conv2, learned positions and pre-LN layers with a bias-free k_proj.
+/// `whisper`, docs/ARCHITECTURE.md §1.7) and the GLM-4-Voice WhisperVQEncoder (discrete tokens, component `vq`,
+/// docs/ARCHITECTURE.md §1.8). Both have conv1/conv2, learned positions and pre-LN layers with a bias-free k_proj.
 public enum EncoderConverter {
     /// The Whisper encoder from `IN/whisper-large-v3/` (or IN itself for a plain HF Whisper).
     public static func planWhisper(folder: String, policy: PrecisionPolicy) throws -> ComponentPlan {
@@ -39,7 +39,7 @@ public enum EncoderConverter {
         let cfgFile = folder + "/config.json"
         let component = table.component, layers = table.layerCount, hasFinalNorm = table.hasFinalNorm
         let ckpt = try SafetensorsCheckpoint(path: folder)
-        // Encoder keys may carry `model.encoder.` or `encoder.` (spec §2); GLM copies none.
+        // Encoder keys may carry `model.encoder.` or `encoder.` (docs/ARCHITECTURE.md §5.4); GLM copies none.
         let prefixes = ["model.encoder.", "encoder.", ""]
         let prefix = prefixes.first { p in ckpt.contains(p + "conv1.weight") } ?? ""
         var used = Set<String>()

@@ -1,7 +1,7 @@
 import KAF
 
 /// The audio LLM (Kimi-Audio: Qwen2 trunk + MIMO branch + VQ adaptor + two heads), or a plain
-/// Qwen2 model. Source names follow the Hugging Face modeling file (spec §3.2); .kaf names drop the
+/// Qwen2 model. Source names follow the Hugging Face modeling file (docs/ARCHITECTURE.md §5.2); .kaf names drop the
 /// `model.` prefix under component `llm`, and the MIMO branch becomes its own component `mimo`.
 public enum LLMConverter {
     /// Plans `llm` (and `mimo` when asked and present) from the table in

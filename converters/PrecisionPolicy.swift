@@ -5,7 +5,7 @@ import Glibc
 #endif
 
 /// Which type each tensor is stored as. The defaults follow the evidence gathered in
-/// shared/anchors.md (§1, §4.4, §8): audio encoders and codebooks degrade badly at 4 bits, the
+/// the peers' measurements (docs/ARCHITECTURE.md §6): audio encoders and codebooks degrade badly at 4 bits, the
 /// vocoder is convolution-heavy and stays 16-bit, norms and biases are tiny and stay f32. The
 /// LLM's linear layers take the requested bits. `--keep GLOB=TYPE` overrides any of it.
 public struct PrecisionPolicy: Sendable {

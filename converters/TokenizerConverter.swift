@@ -1,9 +1,9 @@
 import KAF
 
 /// The text tokenizer: `tiktoken.model` ranks (stored as a zstd blob) and the Kimi special tokens
-/// that follow them (spec §4.1, §5): id = num_base_tokens + index.
+/// that follow them (docs/ARCHITECTURE.md §3.1, §1.5): id = num_base_tokens + index.
 public enum TokenizerConverter {
-    /// The 421 Kimi special-token names in id order (spec §4.1, kimia_infer special_tokens.py).
+    /// The 421 Kimi special-token names in id order (docs/ARCHITECTURE.md §3.1, kimia_infer special_tokens.py).
     public static let kimiSpecialTokens: [String] = {
         var t = ["[BOS]", "[EOS]", KimiToken.msg_end.name, "<|im_user_msg_start|>", "<|im_assistant_msg_start|>"]
         t += (0 ... 3).map { "<|reserved_token_\($0)|>" }
@@ -171,7 +171,7 @@ public enum TokenizerConverter {
         return map
     }
 
-    /// Qwen2's pre-tokenization regex (spec §5).
+    /// Qwen2's pre-tokenization regex (docs/ARCHITECTURE.md §1.5).
     public static let qwen2Pattern =
         #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
 }

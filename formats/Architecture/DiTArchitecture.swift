@@ -1,7 +1,7 @@
-// The flow-matching DiT of the audio detokenizer (spec §8): `audio_detokenizer/config.yaml`
+// The flow-matching DiT of the audio detokenizer (docs/ARCHITECTURE.md §1.9): `audio_detokenizer/config.yaml`
 // section `model.dit` and the tensors under `speech_model.` in `model.pt["state_dict"]`.
 
-/// `model.dit` of config.yaml (§8.1), plus the top-level mel normalisation keys. The sizes are
+/// `model.dit` of config.yaml (docs/ARCHITECTURE.md §1.9), plus the top-level mel normalisation keys. The sizes are
 /// required; the other keys are read when present (nil when absent) so a release that omits
 /// them converts as before.
 public struct DiTConfig: Sendable, Equatable {
@@ -63,7 +63,7 @@ public struct DiTConfig: Sendable, Equatable {
     }
 }
 
-/// The DiT's tensors (§8.2): `.kaf` name `dit.<rel>`, release name `speech_model.<rel>`.
+/// The DiT's tensors (docs/ARCHITECTURE.md §5.5): `.kaf` name `dit.<rel>`, release name `speech_model.<rel>`.
 public struct DiTTensors: Sendable {
     public let config: DiTConfig
     public static let sourcePrefix = "speech_model."

@@ -1,4 +1,4 @@
-// The audio LLM's architecture table (docs/ARCHITECTURE.md §1.1, §5.1): a Qwen2 trunk, the
+// The audio LLM's architecture table (docs/ARCHITECTURE.md §1.2–§1.4, §5.2–§5.3): a Qwen2 trunk, the
 // Kimi-Audio MIMO branch, the VQ adaptor and the two heads, or a plain Qwen2. Release names follow
 // the Hugging Face modeling file; .kaf names drop `model.` under component `llm`, and the MIMO
 // branch is its own component `mimo`.

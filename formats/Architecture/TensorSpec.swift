@@ -1,4 +1,4 @@
-// The vocabulary of the architecture tables (docs/ARCHITECTURE.md §4): each component's table
+// The vocabulary of the architecture tables (docs/ARCHITECTURE.md §4.1, §5): each component's table
 // lists its tensors as `TensorSpec`s derived from its typed config, and both the converter's plan
 // and the runtime's loader walk that one table.
 

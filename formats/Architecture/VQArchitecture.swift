@@ -1,4 +1,4 @@
-// The GLM-4-Voice speech tokenizer (WhisperVQEncoder, spec §7): the Whisper encoder layers up to
+// The GLM-4-Voice speech tokenizer (WhisperVQEncoder, docs/ARCHITECTURE.md §1.8): the Whisper encoder layers up to
 // `quantize_position`, average pooling, and a nearest-codebook-entry lookup.
 
 /// `glm-4-voice-tokenizer/config.json`: the Whisper encoder fields plus the VQ fields of

@@ -1,4 +1,4 @@
-// The BigVGAN vocoder (spec §9): `vocoder/config.json` and the generator's tensors in the form the
+// The BigVGAN vocoder (docs/ARCHITECTURE.md §1.10, §5.6): `vocoder/config.json` and the generator's tensors in the form the
 // .kaf stores them (weight norm folded: one `.weight` per convolution).
 //
 // Structure as built by NVIDIA/BigVGAN bigvgan.py (`BigVGAN.__init__`, `AMPBlock1`, `AMPBlock2`),

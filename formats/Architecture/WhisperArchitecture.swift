@@ -1,6 +1,6 @@
-// The Whisper-style audio encoder (spec §6.2): the Whisper-large-v3 encoder (component `whisper`)
+// The Whisper-style audio encoder (docs/ARCHITECTURE.md §1.7): the Whisper-large-v3 encoder (component `whisper`)
 // and the layers of the GLM-4-Voice WhisperVQEncoder that run before quantization (component
-// `vq`, spec §7, VQArchitecture.swift) share this table.
+// `vq`, docs/ARCHITECTURE.md §1.8, VQArchitecture.swift) share this table.
 
 /// The encoder fields of a Hugging Face `WhisperConfig` (config.json), checked once.
 public struct WhisperEncoderConfig: Sendable, Equatable {

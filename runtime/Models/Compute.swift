@@ -22,7 +22,7 @@ public final class ScratchArena {
     deinit { for p in blocks { p.deallocate() } }
 }
 
-/// The compute context every model component runs on (docs/ARCHITECTURE.md §4.3): the thread
+/// The compute context every model component runs on (docs/ARCHITECTURE.md §4.4): the thread
 /// pool, the scratch its kernels need (sized once from the largest shapes the component
 /// multiplies), and `linear` for one row (decode) and for a batch of rows (prefill, encoders).
 /// Quantized weights take the int8 kernels on activations quantized per 32 (the `_r8` tiles, with

@@ -176,7 +176,7 @@ public enum Parity {
         var gotText = [Float](repeating: 0, count: T * vocabOut)
         var gotAudio = [Float](repeating: 0, count: wantAudio ? T * llm.mimoOutput!.rows : 0)
         let addText = textIds.reduce(0, +) != 0
-        // Continuous positions take the feature rows in order (one segment, spec §3.3).
+        // Continuous positions take the feature rows in order (one segment, docs/ARCHITECTURE.md §1.3).
         var featureRows: [Int: Int] = [:]
         if let mask, let features {
             var r = 0

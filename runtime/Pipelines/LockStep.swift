@@ -1,6 +1,6 @@
 import KAF
 
-/// The official generation loop (docs/ARCHITECTURE.md §3.3; kimia_infer/api/kimia.py
+/// The official generation loop (docs/ARCHITECTURE.md §3.4; kimia_infer/api/kimia.py
 /// `_generate_loop`): text and audio are sampled in lock step; the audio stream is forced blank for
 /// the first `delay` steps (and always in text mode); after text eos the text stream carries
 /// blanks; "both" stops when the audio stream emits an end-of-message/media id. Returns the ids fed

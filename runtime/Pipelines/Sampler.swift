@@ -2,7 +2,7 @@
 import Glibc
 #endif
 
-/// The official sampler (spec §3.8): optional repetition penalty over a window of the history,
+/// The official sampler (docs/ARCHITECTURE.md §3.5): optional repetition penalty over a window of the history,
 /// log-softmax, then greedy (temperature ≤ 1e-6) or top-k sampling at a temperature.
 public struct Sampler {
     public var temperature: Float

@@ -1,7 +1,7 @@
 import Dispatch
 import KAF
 
-/// Text → text (docs/ARCHITECTURE.md §2.1): builds the prompt, prefills it, runs the official
+/// Text → text (docs/ARCHITECTURE.md §2.2): builds the prompt, prefills it, runs the official
 /// lock-step loop with only the text stream free, and streams the answer. A plain Qwen2 file uses
 /// the Qwen chat format and `QwenLoop` instead.
 public final class TextChat {

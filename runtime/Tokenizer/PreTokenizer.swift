@@ -1,4 +1,4 @@
-/// Qwen2's pre-tokenization pattern (spec §5), written out by hand over Unicode scalars:
+/// Qwen2's pre-tokenization pattern (docs/ARCHITECTURE.md §1.5), written out by hand over Unicode scalars:
 ///
 ///     (?i:'s|'t|'re|'ve|'m|'ll|'d) | [^\r\n\p{L}\p{N}]?\p{L}+ | \p{N} | ?[^\s\p{L}\p{N}]+[\r\n]*
 ///     | \s*[\r\n]+ | \s+(?!\S) | \s+

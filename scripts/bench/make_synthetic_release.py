@@ -4,7 +4,7 @@
     make_synthetic_release.py OUT_DIR [--kind kimi|qwen2] [--layers N] [--force]
 
 --kind kimi   (default) the LLM half of moonshotai/Kimi-Audio-7B-Instruct: the release's tensor
-              names, shapes, dtype (BF16) and shard names (architecture spec §2, §3.1, §3.2):
+              names, shapes, dtype (BF16) and shard names (docs/ARCHITECTURE.md §1.2, §5.1, §5.2):
               ``model-1-of-35.safetensors`` … ``model-35-of-35.safetensors`` + ``model-36-of-36``
               (embed_tokens, norm, lm_head, mimo_output, mimo_norm), the 34
               ``self_attn.rotary_emb.inv_freq`` buffers, ``model.safetensors.index.json``
@@ -68,7 +68,7 @@ ROPE_THETA = 1_000_000.0
 BLOCK_BYTES = 64 << 20
 QWEN2_SHARD_LIMIT = 4_000_000_000
 
-# Qwen2's pre-tokenization regex (architecture spec §5; Qwen2.5 tokenizer.json).
+# Qwen2's pre-tokenization regex (docs/ARCHITECTURE.md §1.5; Qwen2.5 tokenizer.json).
 QWEN2_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}|"
                  r" ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
 

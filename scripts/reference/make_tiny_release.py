@@ -3,7 +3,7 @@
 
 The output folder is laid out exactly like the HF repo ``moonshotai/Kimi-Audio-7B-Instruct``
 (plus the externally downloaded ``THUDM/glm-4-voice-tokenizer`` as a sub-folder) but every
-network is built at the tiny dimensions of ``/work/shared/kimi-audio-architecture.md`` §13,
+network is built at the tiny dimensions of docs/ARCHITECTURE.md §7.1,
 using the OFFICIAL PyTorch classes, random init with seed 0.  It is the input of the Swift
 converter tests and of the demo.  Next to the folder a JSON manifest lists, for every file, its
 tensors (name, dtype, shape, float64 sum and sum of squares computed with torch).
@@ -66,8 +66,8 @@ from safetensors.torch import save_file
 SEED = 0
 
 # --------------------------------------------------------------------------------------------
-# Tiny dimensions (architecture spec §13).  Everything that is not listed here keeps the real
-# value from §3.1 / §6 / §7 / §8 / §9.
+# Tiny dimensions (docs/ARCHITECTURE.md §7.1).  Everything that is not listed here keeps the real
+# value (docs/ARCHITECTURE.md §1.2, §1.6–§1.10).
 # --------------------------------------------------------------------------------------------
 NUM_BPE_MERGES = 64
 NUM_BASE_TOKENS = 256 + NUM_BPE_MERGES  # 320 (real: 151643)
@@ -102,14 +102,14 @@ GLM_CONFIG_ENCODER_LAYERS = 4  # real config says 32 while only quantize_positio
 
 DIT = dict(input_size=80, semantic_vocab_size=AUDIO_CODEBOOK, hidden_size=64, depth=2, num_heads=4,
            mlp_ratio=4.0)
-MEL_MEAN = -4.479605   # real values quoted from config.yaml (spec §8.1); §13 rounds them
+MEL_MEAN = -4.479605   # real values quoted from config.yaml (docs/ARCHITECTURE.md §1.9); the tiny config rounds them
 MEL_STD = 3.4584913
 
-# upsample_initial_channel: §13 asks for 256; that makes vocoder/model.pt ~15 MB (the four
+# upsample_initial_channel: 256 was planned; that makes vocoder/model.pt ~15 MB (the four
 # AMP blocks of the first stage alone hold 6*128*128*(3+5+7+11) weights), so 128 is used.
 VOCODER_INITIAL_CHANNEL = 128
 
-# Specials in id order (spec §4.1); id = NUM_BASE_TOKENS + index.
+# Specials in id order (docs/ARCHITECTURE.md §3.1); id = NUM_BASE_TOKENS + index.
 USED_SPECIALS = [
     "[BOS]", "[EOS]", "<|im_msg_end|>", "<|im_user_msg_start|>", "<|im_assistant_msg_start|>",
     "<|reserved_token_0|>", "<|reserved_token_1|>", "<|reserved_token_2|>", "<|reserved_token_3|>",
@@ -884,7 +884,7 @@ sum of squares, computed with torch) is `Tests/Fixtures/tiny-release.manifest.js
 | --- | --- | --- |
 | `config.json`, `generation_config.json` | KimiAudioConfig (all `kimia_*` keys), model_type qwen2, auto_map | — |
 | `tiktoken.model` | 256 single-byte ranks (GPT-2/Qwen byte order, rank 0 = `!`) + {NUM_BPE_MERGES} merges trained on a fixed English text; `base64(bytes) SP rank` | script |
-| `tokenizer_config.json`, `special_tokens_map.json` | reconstructed (the real files were not available): {NUM_SPECIALS} specials at ids {NUM_BASE_TOKENS}..{TEXT_VOCAB - 1} in the §4.1 order, pad = `<|reserved_token_406|>` = {SPECIAL_ID["<|reserved_token_406|>"]} | script |
+| `tokenizer_config.json`, `special_tokens_map.json` | reconstructed (the real files were not available): {NUM_SPECIALS} specials at ids {NUM_BASE_TOKENS}..{TEXT_VOCAB - 1} in the order of docs/ARCHITECTURE.md §3.1, pad = `<|reserved_token_406|>` = {SPECIAL_ID["<|reserved_token_406|>"]} | script |
 | `model-1-of-3.safetensors` … `model-3-of-3.safetensors`, `model-4-of-4.safetensors` | BF16 LLM shards with the release's naming quirk; the last shard holds exactly `model.embed_tokens.weight`, `model.norm.weight`, `lm_head.weight`, `mimo_output.weight`, `model.mimo_norm.weight`; every trunk and MIMO layer also stores `self_attn.rotary_emb.inv_freq` (BF16 [{LLM["hidden_size"] // LLM["num_attention_heads"] // 2}]) like the real shards | `MoonshotKimiaForCausalLM` (HF remote code) |
 | `model.safetensors.index.json` | `metadata.total_size` (tensor bytes incl. inv_freq) + sorted `weight_map`, as transformers writes it | — |
 | `whisper-large-v3/` | `config.json`, `model.safetensors` (BF16, keys `model.encoder.*` + unused `model.decoder.*`), `preprocessor_config.json` | transformers `WhisperForConditionalGeneration` |
@@ -892,14 +892,14 @@ sum of squares, computed with torch) is `Tests/Fixtures/tiny-release.manifest.js
 | `audio_detokenizer/config.yaml`, `audio_detokenizer/model.pt` | DiT hyper-parameters (`model.dit.*`, `normalize_mel`, `mel_mean`, `mel_std`); `torch.save` dict: `state_dict` = `speech_model.*` (fp32) **plus** `resampler.kernel`, and extra top-level keys `extra_state` (a tensor dict) and `global_step` — converters must ignore everything except `state_dict["speech_model.*"]` | Kimi `DiTPrefix` |
 | `vocoder/config.json`, `vocoder/model.pt` | BigVGAN hparams; `torch.save({{"generator": state_dict}})` in weight-norm form (`weight_g`/`weight_v`, 1206 keys, no `conv_post.bias`, fp32) | Kimi `BigVGAN(h, use_cuda_kernel=True)` |
 
-## Dimensions (architecture spec §13)
+## Dimensions (docs/ARCHITECTURE.md §7.1)
 
 * Text: {NUM_BASE_TOKENS} BPE ranks + {NUM_SPECIALS} specials = {TEXT_VOCAB} text ids; audio codes at {TEXT_VOCAB} + code (codebook {AUDIO_CODEBOOK}) → `vocab_size` {TEXT_VOCAB + AUDIO_CODEBOOK}. `<|im_media_begin|>` = {SPECIAL_ID["<|im_media_begin|>"]}, `<|im_media_end|>` = {SPECIAL_ID["<|im_media_end|>"]}, blank = {SPECIAL_ID["<|im_kimia_text_blank|>"]}, text_eos = {SPECIAL_ID["<|im_kimia_text_eos|>"]}, msg_end = {SPECIAL_ID["<|im_msg_end|>"]}, user start = {SPECIAL_ID["<|im_kimia_user_msg_start|>"]}, assistant start = {SPECIAL_ID["<|im_kimia_assistant_msg_start|>"]}, ct = {SPECIAL_ID["<|im_kimia_speech_ct_id|>"]}, ctd = {SPECIAL_ID["<|im_kimia_speech_ctd_id|>"]}.
 * LLM: hidden {LLM["hidden_size"]}, heads {LLM["num_attention_heads"]} / kv {LLM["num_key_value_heads"]} (head_dim {LLM["hidden_size"] // LLM["num_attention_heads"]}), intermediate {LLM["intermediate_size"]}, {LLM["num_hidden_layers"]} trunk layers, {LLM["kimia_mimo_layers"]} MIMO layers branching after trunk layer index {LLM["kimia_mimo_transformer_from_layer_index"]}, audio delay {LLM["kimia_mimo_audiodelaytokens"]}, rope_theta 1e6, rms eps 1e-6, max positions {LLM["max_position_embeddings"]}, adaptor input {ADAPTOR_IN} (= 4 × {WHISPER_D}), untied embeddings.
 * Whisper encoder: d_model {WHISPER_D}, 2 layers, 2 heads, FFN 64, 128 mels, 1500 positions (decoder: 2 layers, vocab 96, 64 positions — unused).
 * GLM VQ encoder: d_model 32, 2 heads, FFN 64, quantize_position = pooling_position = 2 (2 layers built; `encoder_layers` in config.json says {GLM_CONFIG_ENCODER_LAYERS}, mirroring the real 32-vs-16 quirk — count layers with `quantize_position`), avg pooling 4, codebook 64 × 32, causal convs, block size 8, 1500/375 positions.
 * DiT: hidden 64, 4 heads, depth 2, mlp_ratio 4 (GELU-tanh), 80 mels, semantic vocab 64 (+1 row), RoPE base 1e4 / 4096, position_embedding_type skip, normalize_mel with mean {MEL_MEAN} / std {MEL_STD} (the real values).
-* BigVGAN: 80 mels, `upsample_initial_channel` **{VOCODER_INITIAL_CHANNEL}** (§13 says 256, which gives a ~15 MB file; channels 128→64→…→1), rates [5,2,2,2,2,3,2], kernels [9,4,4,4,4,5,4], AMPBlock1 kernels [3,5,7,11] dilations [1,3,5], snakebeta log-scale, official Kaiser-sinc 12-tap filters, no final bias, clamp (use_tanh_at_final false).
+* BigVGAN: 80 mels, `upsample_initial_channel` **{VOCODER_INITIAL_CHANNEL}** (256 would give a ~15 MB file; channels 128→64→…→1), rates [5,2,2,2,2,3,2], kernels [9,4,4,4,4,5,4], AMPBlock1 kernels [3,5,7,11] dilations [1,3,5], snakebeta log-scale, official Kaiser-sinc 12-tap filters, no final bias, clamp (use_tanh_at_final false).
 
 ## Weights
 

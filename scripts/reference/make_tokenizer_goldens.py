@@ -12,7 +12,7 @@ Outputs
     ``in.text.NNN`` (the UTF-8 string) and tensors ``out.ids.NNN`` (int64, quicktok =
     Qwen2.5/HF semantics, NFC applied) and ``out.ids_tiktoken.NNN`` (int64: tiktoken 0.14
     ``encode_ordinary`` with the same ranks and the Qwen2 pattern, NO normalisation -- what a
-    plain tiktoken tokenizer such as Kimi-Audio's ``tiktoken.model`` tokenizer (spec §5) does).
+    plain tiktoken tokenizer such as Kimi-Audio's ``tiktoken.model`` tokenizer (docs/ARCHITECTURE.md §1.5) does).
     The two differ only for strings that are not NFC; ``nfc_differs`` lists those cases.
   * ``Tests/Fixtures/golden/qwen25.tiktoken`` -- the ranks themselves (``base64(bytes) SP rank``,
     151,643 lines, rank order), exported from quicktok with ``decode_single_token_bytes``; written
