@@ -43,6 +43,23 @@ import Testing
         #expect(table.layer(0).fc1.role == .encoderLinear && table.positions.role == .positions)
     }
 
+    /// The decoder table (plain Whisper checkpoints) equals the checkpoint's `model.decoder.*`
+    /// tensors (written by transformers' WhisperForConditionalGeneration).
+    @Test func whisperDecoderTableIsTheCheckpointsDecoder() throws {
+        let cfg = try WhisperDecoderConfig(json: Self.json(Self.whisperDir + "/config.json"), file: "config.json")
+        let table = WhisperDecoderTensors(config: cfg)
+        let ckpt = try SafetensorsCheckpoint(path: Self.whisperDir)
+        var decoder: [String: [Int]] = [:]
+        for t in ckpt.tensors where t.name.hasPrefix("model.decoder.") {
+            decoder[String(t.name.dropFirst("model.decoder.".count))] = t.shape
+        }
+        #expect(!decoder.isEmpty)
+        #expect(Self.shapes(table.all) == decoder)
+        #expect(table.all.allSatisfy { $0.name == "whisper.decoder." + $0.source })
+        #expect(table.layer(1).crossAttention.k.source == "layers.1.encoder_attn.k_proj.weight")
+        #expect(table.tokens.role == .embedding && table.positions.shape == [cfg.maxTargetPositions, cfg.dModel])
+    }
+
     @Test func vqTableIsTheCheckpointMinusTrainingBuffers() throws {
         let cfg = try VQConfig(json: Self.json(Self.vqDir + "/config.json"), file: "config.json")
         let table = VQTensors(cfg)

@@ -114,3 +114,87 @@ extension WhisperEncoderTensors {
         self.init(component: "whisper", config: config, layers: config.encoderLayers, finalNorm: true)
     }
 }
+
+/// The decoder fields of a Hugging Face `WhisperConfig`, for plain Whisper checkpoints (the Kimi
+/// release uses only the encoder).
+public struct WhisperDecoderConfig: Sendable, Equatable {
+    public let dModel, layers, heads, ffnDim, vocab, maxTargetPositions: Int
+
+    public init(json: JSONValue, file: String) throws {
+        let c = ConfigReader(json, file: file)
+        dModel = try c.int("d_model")
+        layers = try c.int("decoder_layers", in: 1 ... 1024)
+        heads = try c.int("decoder_attention_heads")
+        ffnDim = try c.int("decoder_ffn_dim")
+        vocab = try c.int("vocab_size")
+        maxTargetPositions = try c.int("max_target_positions")
+        guard dModel % heads == 0 else {
+            throw FormatError(file, "inconsistent sizes (d_model \(dModel), decoder heads \(heads), layers \(layers))")
+        }
+    }
+}
+
+/// The tensors of the Whisper decoder (transformers' `WhisperDecoder`): token and learned position
+/// embeddings, pre-LN layers with self-attention, cross-attention over the encoder output and an
+/// MLP (k_proj without bias in both attentions), and the final LayerNorm; the output projection is
+/// the token embedding (tied). `.kaf` names are `<prefix>.<rel>`, `source` the name after the
+/// checkpoint's `model.decoder.`/`decoder.` prefix.
+public struct WhisperDecoderTensors: Sendable {
+    public let prefix: String
+    public let config: WhisperDecoderConfig
+
+    public init(config: WhisperDecoderConfig, prefix: String = "whisper.decoder") {
+        self.config = config
+        self.prefix = prefix
+    }
+
+    func spec(_ rel: String, _ shape: [Int], _ role: TensorRole) -> TensorSpec {
+        TensorSpec("\(prefix).\(rel)", source: rel, shape, role)
+    }
+
+    public var tokens: TensorSpec { spec("embed_tokens.weight", [config.vocab, config.dModel], .embedding) }
+    public var positions: TensorSpec {
+        spec("embed_positions.weight", [config.maxTargetPositions, config.dModel], .positions)
+    }
+    public var finalNorm: (weight: TensorSpec, bias: TensorSpec) {
+        (spec("layer_norm.weight", [config.dModel], .vector), spec("layer_norm.bias", [config.dModel], .vector))
+    }
+
+    /// One attention block of layer `i` (`self_attn` or `encoder_attn`) and its LayerNorm.
+    public struct Attention: Sendable {
+        public let q, qBias, k, v, vBias, out, outBias, norm, normBias: TensorSpec
+        public var all: [TensorSpec] { [q, qBias, k, v, vBias, out, outBias, norm, normBias] }
+    }
+
+    public struct Layer: Sendable {
+        public let selfAttention, crossAttention: Attention
+        public let fc1, fc1Bias, fc2, fc2Bias, ffnNorm, ffnNormBias: TensorSpec
+        public var all: [TensorSpec] {
+            selfAttention.all + crossAttention.all + [fc1, fc1Bias, fc2, fc2Bias, ffnNorm, ffnNormBias]
+        }
+    }
+
+    public func layer(_ i: Int) -> Layer {
+        let d = config.dModel, f = config.ffnDim
+        func s(_ rel: String, _ shape: [Int], _ role: TensorRole) -> TensorSpec {
+            spec("layers.\(i).\(rel)", shape, role)
+        }
+        func attention(_ a: String) -> Attention {
+            Attention(
+                q: s("\(a).q_proj.weight", [d, d], .encoderLinear), qBias: s("\(a).q_proj.bias", [d], .vector),
+                k: s("\(a).k_proj.weight", [d, d], .encoderLinear),
+                v: s("\(a).v_proj.weight", [d, d], .encoderLinear), vBias: s("\(a).v_proj.bias", [d], .vector),
+                out: s("\(a).out_proj.weight", [d, d], .encoderLinear), outBias: s("\(a).out_proj.bias", [d], .vector),
+                norm: s("\(a)_layer_norm.weight", [d], .vector), normBias: s("\(a)_layer_norm.bias", [d], .vector))
+        }
+        return Layer(
+            selfAttention: attention("self_attn"), crossAttention: attention("encoder_attn"),
+            fc1: s("fc1.weight", [f, d], .encoderLinear), fc1Bias: s("fc1.bias", [f], .vector),
+            fc2: s("fc2.weight", [d, f], .encoderLinear), fc2Bias: s("fc2.bias", [d], .vector),
+            ffnNorm: s("final_layer_norm.weight", [d], .vector), ffnNormBias: s("final_layer_norm.bias", [d], .vector))
+    }
+
+    public var all: [TensorSpec] {
+        [tokens, positions] + (0 ..< config.layers).flatMap { layer($0).all } + [finalNorm.weight, finalNorm.bias]
+    }
+}
