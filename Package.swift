@@ -33,7 +33,7 @@ let package = Package(
     ],
     targets: [
         // C system libraries, found with pkg-config (Debian: libzstd-dev, libopenblas-dev,
-        // libsndfile1-dev, libjson-c-dev).
+        // libsndfile1-dev, libjson-c-dev, libsoxr-dev, libkissfft-dev).
         .systemLibrary(name: "CZstd", path: "Sources/CZstd", pkgConfig: "libzstd",
                        providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS", pkgConfig: "openblas",
@@ -42,6 +42,11 @@ let package = Package(
                        providers: [.apt(["libsndfile1-dev"])]),
         .systemLibrary(name: "CJSONC", path: "Sources/CJSONC", pkgConfig: "json-c",
                        providers: [.apt(["libjson-c-dev"])]),
+        // Resampling to 16 kHz with the library librosa's default (soxr_hq) runs on; the STFT's real FFT
+        // (mixed radix, so n_fft = 400 directly, no padding to a power of two).
+        .systemLibrary(name: "CSoxr", path: "Sources/CSoxr", pkgConfig: "soxr", providers: [.apt(["libsoxr-dev"])]),
+        .systemLibrary(name: "CKissFFT", path: "Sources/CKissFFT", pkgConfig: "kissfft-float",
+                       providers: [.apt(["libkissfft-dev"])]),
 
         // formats/: the .kaf container, quant block types, readers of the release's inputs.
         .target(name: "KAF",
@@ -51,7 +56,7 @@ let package = Package(
         .target(name: "KimiConvert", dependencies: ["KAF", "KimiSIMD"], path: "converters",
                 swiftSettings: fastSwift),
         // runtime/: kernels, model components, tokenizer, sampler, pipelines, parity.
-        .target(name: "KimiRuntime", dependencies: ["KAF", "COpenBLAS", "CSndfile", "KimiKernelsVNNI", "KimiSIMD"],
+        .target(name: "KimiRuntime", dependencies: ["KAF", "COpenBLAS", "CSndfile", "CSoxr", "CKissFFT", "KimiKernelsVNNI", "KimiSIMD"],
                 path: "runtime", exclude: ["KernelsVNNI", "Kernels/SIMD"], swiftSettings: fastSwift),
         .target(name: "KimiKernelsVNNI", dependencies: ["KimiSIMD"], path: "runtime/KernelsVNNI", swiftSettings: vnniSwift),
         // SIMD building blocks (@inlinable) shared by the runtime's kernels and the converter's quantizer.

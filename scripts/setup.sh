@@ -4,7 +4,7 @@
 set -euo pipefail
 
 need=()
-for pkg in pkg-config libzstd-dev libopenblas-dev libsndfile1-dev libjson-c-dev; do
+for pkg in pkg-config libzstd-dev libopenblas-dev libsndfile1-dev libjson-c-dev libsoxr-dev libkissfft-dev; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

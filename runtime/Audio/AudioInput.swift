@@ -1,0 +1,111 @@
+import CSndfile
+import CSoxr
+import KAF
+
+/// Mono audio at a known rate.
+public struct AudioClip: Sendable {
+    public var samples: [Float]
+    public var sampleRate: Int
+    /// What the file held before mixing and resampling.
+    public var sourceRate: Int
+    public var sourceChannels: Int
+
+    public var seconds: Double { Double(samples.count) / Double(sampleRate) }
+}
+
+/// Audio input as the reference reads it (docs/ARCHITECTURE.md §1.6): `librosa.load(path, sr=16000)`
+/// = libsndfile's float samples (integer formats scaled by 1/2^(bits−1)), the channel mean, and
+/// libsoxr at its high-quality recipe (python-soxr's `resample`, which librosa's default
+/// `soxr_hq` calls), the output cut or zero-padded to ⌈N·out/in⌉ samples as librosa fixes it.
+public enum AudioInput {
+    /// The longest input read (a bound for hostile files: memory stays below ~1.2 GB of floats).
+    public static let maxSeconds = 3600
+    public static let maxChannels = 64
+    public static let rates = 1000 ... 768_000
+
+    /// Reads `path` (WAV, FLAC, OGG/Vorbis, … — whatever libsndfile decodes) as mono at `sampleRate`.
+    public static func load(path: String, sampleRate: Int = 16000) throws -> AudioClip {
+        var info = SF_INFO()
+        guard let sf = sf_open(path, Int32(SFM_READ), &info) else {
+            let why = String(cString: sf_strerror(nil))
+            throw FormatError(path, "cannot read this audio file (\(why))")
+        }
+        defer { sf_close(sf) }
+        let channels = Int(info.channels), rate = Int(info.samplerate), frames = Int(info.frames)
+        guard (1 ... maxChannels).contains(channels) else {
+            throw FormatError(path, "\(channels) audio channels; at most \(maxChannels) are read")
+        }
+        guard rates.contains(rate) else {
+            throw FormatError(path, "sample rate \(rate) Hz is outside \(rates.lowerBound)...\(rates.upperBound)")
+        }
+        guard frames > 0 else { throw FormatError(path, "the file holds no audio samples") }
+        guard frames <= maxSeconds * rate else {
+            throw FormatError(
+                path, "\(frames / rate) s of audio is longer than the \(maxSeconds) s read at most")
+        }
+        var interleaved = [Float](repeating: 0, count: frames * channels)
+        let got = interleaved.withUnsafeMutableBufferPointer { sf_readf_float(sf, $0.baseAddress!, sf_count_t(frames)) }
+        guard got == frames else {
+            throw FormatError(path, "the audio ends after \(got) of \(frames) frames (truncated or damaged)")
+        }
+        if let bad = interleaved.firstIndex(where: { !$0.isFinite }) {
+            throw FormatError(path, "sample \(bad / channels) is not a finite number")
+        }
+        let mono = mixToMono(interleaved, channels: channels)
+        let samples = rate == sampleRate ? mono : try resample(mono, from: rate, to: sampleRate, file: path)
+        return AudioClip(samples: samples, sampleRate: sampleRate, sourceRate: rate, sourceChannels: channels)
+    }
+
+    /// The mean of the channels (librosa `to_mono`: the channel values summed in order, then ÷ n).
+    public static func mixToMono(_ interleaved: [Float], channels: Int) -> [Float] {
+        guard channels > 1 else { return interleaved }
+        let frames = interleaved.count / channels, n = Float(channels)
+        var out = [Float](repeating: 0, count: frames)
+        for f in 0 ..< frames {
+            var s: Float = 0
+            for c in 0 ..< channels { s += interleaved[f * channels + c] }
+            out[f] = s / n
+        }
+        return out
+    }
+
+    /// libsoxr at SOXR_HQ, fed in pieces of 48000·in/out samples and flushed, as python-soxr's
+    /// `resample` does; then ⌈N·out/in⌉ samples (librosa `fix_length`).
+    public static func resample(_ x: [Float], from inRate: Int, to outRate: Int, file: String) throws -> [Float] {
+        var err: soxr_error_t? = nil
+        // NULL specs are soxr's documented defaults: float32 interleaved, soxr_quality_spec(SOXR_HQ, 0).
+        guard let soxr = soxr_create(Double(inRate), Double(outRate), 1, &err, nil, nil, nil), err == nil else {
+            throw FormatError(
+                file, "resampling \(inRate) → \(outRate) Hz failed (\(err.map { String(cString: $0) } ?? "?"))")
+        }
+        defer { soxr_delete(soxr) }
+        let capacity = x.count * outRate / inRate + 1
+        var y = [Float](repeating: 0, count: capacity)
+        let chunk = max(1, 48000 * inRate / outRate)
+        var produced = 0
+        try x.withUnsafeBufferPointer { xp in
+            try y.withUnsafeMutableBufferPointer { yp in
+                var done = 0
+                var i = 0
+                func check(_ e: soxr_error_t?) throws {
+                    if let e { throw FormatError(file, "resampling failed (\(String(cString: e)))") }
+                }
+                while i < x.count {
+                    let n = min(chunk, x.count - i)
+                    try check(
+                        soxr_process(
+                            soxr, xp.baseAddress! + i, n, nil, yp.baseAddress! + produced, capacity - produced, &done))
+                    produced += done
+                    i += n
+                }
+                try check(soxr_process(soxr, nil, 0, nil, yp.baseAddress! + produced, capacity - produced, &done))
+                produced += done
+            }
+        }
+        // librosa: int(np.ceil(n · (target / orig))) in double precision (not exact integer arithmetic).
+        let want = Int((Double(x.count) * (Double(outRate) / Double(inRate))).rounded(.up))
+        y.removeLast(y.count - min(produced, y.count))
+        if y.count > want { y.removeLast(y.count - want) } else { y += [Float](repeating: 0, count: want - y.count) }
+        return y
+    }
+}
