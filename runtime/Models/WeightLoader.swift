@@ -32,6 +32,25 @@ public struct WeightLoader {
         Linear(weight: try matrix(w), bias: try bias.map { try vector($0) })
     }
 
+    /// A convolution weight [out, in, k] (+ bias [out]) as the `Linear` of its im2col form
+    /// ([out, in·k], runtime/Kernels/Conv.swift).
+    public func convolution(_ w: TensorSpec, bias: TensorSpec) throws -> Linear {
+        let t = try file.tensor(w.name)
+        guard t.shape == w.shape, w.shape.count == 3 else { throw mismatch(w.name, t, expected: w.shape) }
+        guard let m = WeightMatrix(base: t.data, dtype: t.dtype, rows: w.shape[0], cols: w.shape[1] * w.shape[2]) else {
+            throw FormatError(
+                file.path, "tensor '\(w.name)' is \(t.dtype.name) \(t.shape), expected a convolution weight")
+        }
+        return Linear(weight: m, bias: try vector(bias))
+    }
+
+    /// Any float tensor of exactly `spec.shape`, as f32 (position tables, filter banks).
+    public func values(_ spec: TensorSpec) throws -> [Float] {
+        let t = try file.tensor(spec.name)
+        guard t.shape == spec.shape else { throw mismatch(spec.name, t, expected: spec.shape) }
+        return dequantize(t)
+    }
+
     /// A 1-D vector (norm weight, bias) as f32.
     public func vector(_ spec: TensorSpec) throws -> [Float] {
         guard spec.shape.count == 1 else { preconditionFailure("\(spec.name): the table gives \(spec.shape), not 1-D") }
