@@ -97,14 +97,16 @@ public final class LogMel {
     /// The VQ path: the same pieces in batches of 128, each batch padded to its longest piece
     /// rounded up to a multiple of 1280 samples (`padding="longest"`, `pad_to_multiple_of=1280`) —
     /// a single piece only to its own length — → [mels, frames] with frames = padded length / 160.
-    public func vqPieces(_ samples: [Float]) -> [(mel: [Float], frames: Int, tokens: Int)] {
+    public func vqPieces(_ samples: [Float]) -> [(mel: [Float], frames: Int, tokens: Int, samples: Int)] {
         let all = Self.pieces(samples.count)
-        var out: [(mel: [Float], frames: Int, tokens: Int)] = []
+        var out: [(mel: [Float], frames: Int, tokens: Int, samples: Int)] = []
         for b in stride(from: 0, to: all.count, by: Self.vqBatch) {
             let batch = all[b ..< min(b + Self.vqBatch, all.count)]
             let longest = batch.map(\.count).max() ?? 0
             let length = Self.tokens(longest) * Self.vqMultiple
-            for r in batch { out.append((self(samples[r], paddedTo: length), length / Self.hop, Self.tokens(r.count))) }
+            for r in batch {
+                out.append((self(samples[r], paddedTo: length), length / Self.hop, Self.tokens(r.count), r.count))
+            }
         }
         return out
     }

@@ -1,10 +1,15 @@
 import KAF
 
-/// The Whisper-large-v3 encoder (docs/ARCHITECTURE.md §1.7), as Kimi-Audio runs it for the
-/// continuous features: conv1 (k3, pad 1) + GELU, conv2 (k3, stride 2, pad 1) + GELU, learned
-/// positions added in full, pre-LN layers (bidirectional attention, `k_proj` without bias, GELU
-/// MLP, LayerNorm eps 1e-5), the final LayerNorm. One 30 s piece per call: a [mels, 3000] log-mel
-/// in, [1500, d] out. Weights are read in place from the .kaf; every buffer is allocated at load.
+/// The Whisper-style encoder stack (docs/ARCHITECTURE.md §1.7, §1.8): conv1 (k3) + GELU, conv2 (k3,
+/// stride 2) + GELU, learned positions, pre-LN layers (`k_proj` without bias, GELU MLP, LayerNorm
+/// eps 1e-5), the final LayerNorm where the model has one. Two models run on it:
+/// * component `whisper`, the Whisper-large-v3 encoder as Kimi-Audio runs it for the continuous
+///   features: convolutions padded 1 on both sides, bidirectional attention over all 1500 frames of
+///   a 30 s piece ([mels, 3000] in, [1500, d] out);
+/// * component `vq`, the layers of GLM-4-Voice's WhisperVQEncoder up to `quantize_position`
+///   (VQTokenizer.swift): causal convolutions (2 frames of left padding), attention block-causal in
+///   blocks of `quantize_causal_block_size` frames and only over the valid (unpadded) frames.
+/// Weights are read in place from the .kaf; every buffer is allocated at load.
 public final class WhisperEncoder {
     struct Layer {
         let attnNorm, attnNormBias, ffnNorm, ffnNormBias: [Float]
@@ -20,6 +25,10 @@ public final class WhisperEncoder {
     }
 
     public let config: WhisperEncoderConfig
+    /// Left/right padding of both convolutions: (1, 1) for Whisper, (2, 0) causal for the VQ encoder.
+    let convPadding: (left: Int, right: Int)
+    /// Attention blocks (VQ): query t sees keys before the end of its block; nil = all keys.
+    let attentionBlock: Int?
     /// Keeps the mapping the weights point into alive.
     let file: KAFFile
     /// Input frames (3000) and output frames (1500) of one piece.
@@ -31,14 +40,26 @@ public final class WhisperEncoder {
     let compute: Compute
     let melT, cols, x1, h, xb, q, k, v, att, hb, scores: UnsafeMutablePointer<Float>
 
-    /// The encoder of component `component` ("whisper") of `file`.
-    public init(file: KAFFile, component: String = "whisper", threads: Int = 0) throws {
-        guard let json = file.meta["components"]?[component]?["config"] else {
-            throw FormatError(file.path, "no \(component) encoder in this file (components.\(component) missing)")
+    /// The Whisper encoder of `file` (component `whisper`).
+    public convenience init(file: KAFFile, threads: Int = 0) throws {
+        guard let json = file.meta["components"]?["whisper"]?["config"] else {
+            throw FormatError(file.path, "no Whisper encoder in this file (components.whisper missing)")
         }
         let c = try WhisperEncoderConfig(json: json, file: file.path)
-        let table = WhisperEncoderTensors(whisper: c)
+        try self.init(
+            file: file, table: WhisperEncoderTensors(whisper: c), convPadding: (1, 1), attentionBlock: nil,
+            threads: threads)
+    }
+
+    /// The encoder stack of `table` (its `config` gives the sizes).
+    init(
+        file: KAFFile, table: WhisperEncoderTensors, convPadding: (left: Int, right: Int), attentionBlock: Int?,
+        threads: Int
+    ) throws {
+        let c = table.config
         let load = WeightLoader(file)
+        self.convPadding = convPadding
+        self.attentionBlock = attentionBlock
         config = c
         self.file = file
         frames = c.maxSourcePositions
@@ -68,16 +89,25 @@ public final class WhisperEncoder {
     /// `mel` [mels, inFrames] (row-major, as the front end gives it) → `out` [frames, d], the last
     /// hidden state. The first 4·n rows of `out`, read as [n, 4d], are Kimi's features of n tokens.
     public func callAsFunction(mel: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>) {
-        let c = config, d = c.dModel, T = frames
-        for m in 0 ..< c.melBins { for t in 0 ..< inFrames { melT[t * c.melBins + m] = mel[m * inFrames + t] } }
-        im2col1d(melT, frames: inFrames, channels: c.melBins, kernel: 3, stride: 1, padLeft: 1, padRight: 1, into: cols)
-        rows(conv1, cols, inFrames, x1)
-        geluErf(x1, x1, count: inFrames * d)
-        im2col1d(x1, frames: inFrames, channels: d, kernel: 3, stride: 2, padLeft: 1, padRight: 1, into: cols)
+        encode(mel: mel, melFrames: inFrames, validFrames: frames, into: out)
+    }
+
+    /// `mel` [mels, melFrames] (melFrames even, at most inFrames) → `out` [melFrames/2, d]; keys at
+    /// or past `validFrames` (50 Hz) are masked when the model masks (VQ).
+    func encode(mel: UnsafePointer<Float>, melFrames M: Int, validFrames: Int, into out: UnsafeMutablePointer<Float>) {
+        let c = config, d = c.dModel, (pl, pr) = convPadding
+        precondition(M % 2 == 0 && M <= inFrames && validFrames >= 1)
+        for m in 0 ..< c.melBins { for t in 0 ..< M { melT[t * c.melBins + m] = mel[m * M + t] } }
+        im2col1d(melT, frames: M, channels: c.melBins, kernel: 3, stride: 1, padLeft: pl, padRight: pr, into: cols)
+        let m1 = conv1dFrames(M, kernel: 3, stride: 1, padLeft: pl, padRight: pr)
+        rows(conv1, cols, m1, x1)
+        geluErf(x1, x1, count: m1 * d)
+        im2col1d(x1, frames: m1, channels: d, kernel: 3, stride: 2, padLeft: pl, padRight: pr, into: cols)
+        let T = conv1dFrames(m1, kernel: 3, stride: 2, padLeft: pl, padRight: pr)
         rows(conv2, cols, T, h)
         geluErf(h, h, count: T * d)
         add(h, positions, h, count: T * d)
-        for layer in layers { run(layer) }
+        for layer in layers { run(layer, frames: T, valid: min(validFrames, T)) }
         if let n = finalNorm {
             for t in 0 ..< T { layerNorm(h + t * d, weight: n.weight, bias: n.bias, eps: 1e-5, out + t * d, count: d) }
         } else {
@@ -95,9 +125,10 @@ public final class WhisperEncoder {
         }
     }
 
-    /// h ← h + out(Attn(LN1 h)); h ← h + fc2(GELU(fc1(LN2 h))).
-    private func run(_ L: Layer) {
-        let c = config, d = c.dModel, T = frames, hd = c.headDim
+    /// h ← h + out(Attn(LN1 h)); h ← h + fc2(GELU(fc1(LN2 h))) over `T` frames, of which the first
+    /// `valid` are keys.
+    private func run(_ L: Layer, frames T: Int, valid: Int) {
+        let c = config, d = c.dModel, hd = c.headDim, block = attentionBlock
         for t in 0 ..< T {
             layerNorm(h + t * d, weight: L.attnNorm, bias: L.attnNormBias, eps: 1e-5, xb + t * d, count: d)
         }
@@ -106,12 +137,14 @@ public final class WhisperEncoder {
         rows(L.v, xb, T, v)
         let scale = 1 / Float(hd).squareRoot()
         let (qp, kp, vp, ap, sp) = (q, k, v, att, scores)
-        // (head, query) items, head-major; every query sees all T keys.
+        // (head, query) items, head-major. Keys: all valid ones, or (block-causal) those before the
+        // end of the query's block — always a prefix, as the masked keys are the padding at the end.
         compute.pool.parallelFor(n: c.heads * T) { r, tid in
             for i in r {
                 let head = i / T, t = i % T
+                let keys = block.map { min((t / $0 + 1) * $0, valid) } ?? valid
                 attentionHead(
-                    qp + t * d + head * hd, k: kp + head * hd, v: vp + head * hd, stride: d, count: T, dim: hd,
+                    qp + t * d + head * hd, k: kp + head * hd, v: vp + head * hd, stride: d, count: keys, dim: hd,
                     scale: scale, scores: sp + tid * T, out: ap + t * d + head * hd)
             }
         }
