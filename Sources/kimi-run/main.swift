@@ -11,10 +11,12 @@ struct KimiRun: ParsableCommand {
             The model file comes from kimi-convert. Subcommands:
               info   what the file holds: components, tensors, types, sizes, bits per weight
               chat   text → text: answers a prompt, or one turn per line on stdin (history kept)
+              asr    audio → text: transcribes an audio file
+              ask    audio + question → text
               bench  LLM speed, llama-bench style: prefill of P tokens, then N decode steps
             Errors in the model file or the arguments print one line and exit with status 2.
             """,
-        subcommands: [Info.self, Chat.self, Bench.self])
+        subcommands: [Info.self, Chat.self, Asr.self, Ask.self, Bench.self])
 }
 
 // `kimi-run MODEL.kaf info` (llama.cpp style, model first) and `kimi-run info MODEL.kaf` both work.

@@ -149,6 +149,39 @@ enum CLI {
         }
     }
 
+    /// kimi-run asr / ask on the tiny release: the VQ codes of the input equal the official
+    /// GLM-4-Voice tokenizer's (golden vq_tiny_fox_22k), the prompt has the official layout's length
+    /// (user start, instruction, media begin, n codes, media end, ct, msg end, assistant start), and
+    /// bad inputs are one line with exit 2.
+    @Test func asrAndAskOnAudio() throws {
+        let dir = CLI.tempDir()
+        let k = dir + "/k.kaf", llmOnly = dir + "/llm.kaf"
+        #expect(try CLI.run("kimi-convert", ["--f32", CLI.fixtures + "/tiny-release", k]).status == 0)
+        #expect(try CLI.run("kimi-convert", ["--q8", "--components", "llm", CLI.fixtures + "/tiny-release", llmOnly]).status == 0)
+        let wav = CLI.fixtures + "/audio/fox_22k.wav"
+        let r = try CLI.run("kimi-run", [k, "asr", wav, "--json", "--max-tokens", "4", "-t", "2"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let j = try JSONValue.parse(r.stdout, file: "stdout")
+        let golden = try SafetensorsFile(path: CLI.fixtures + "/golden/vq_tiny_fox_22k.safetensors")
+        let want = try golden.tensor(named: "out.codes").int64s().map { Int($0) }
+        #expect(j["codes"]?.arrayValue?.compactMap(\.intValue) == want)
+        let bare = try CLI.run("kimi-run", [k, "asr", wav, "--json", "--max-tokens", "2", "--instruction", ""])
+        let bj = try JSONValue.parse(bare.stdout, file: "stdout")
+        // An empty instruction is a text message of no ids: user start, media begin, codes, media end, ct, msg end, assistant start.
+        #expect(bj["prompt_tokens"]?.intValue == want.count + 6, "\(bare.stdout)")
+        #expect((j["prompt_tokens"]?.intValue ?? 0) > want.count + 6)
+        let a = try CLI.run("kimi-run", [k, "ask", CLI.fixtures + "/audio/fox_44k_stereo.flac", "What is said?", "--max-tokens", "3"])
+        #expect(a.status == 0, "\(a.stderr)")
+        for (args, want) in [
+            ([k, "asr", "/etc/hostname"], "cannot read this audio file"),
+            ([k, "asr", dir + "/missing.wav"], "cannot read this audio file"),
+            ([llmOnly, "asr", wav], "needs component 'whisper'"),
+        ] {
+            let e = try CLI.run("kimi-run", args)
+            #expect(e.status == 2 && e.stderr.contains(want) && e.stderr.split(separator: "\n").count == 1, "\(args): \(e.stderr)")
+        }
+    }
+
     /// kimi-run chat: a greedy answer, and each bad input as one line with exit 2.
     @Test func chatAndItsBadInputs() throws {
         let dir = CLI.tempDir()

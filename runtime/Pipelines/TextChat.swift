@@ -24,7 +24,7 @@ public final class TextChat {
     public var options: Options
     private var history: [KimiPrompt.Message] = []
     /// The Kimi prompt builder; nil for a plain Qwen2.
-    private let prompt: KimiPrompt?
+    public let prompt: KimiPrompt?
 
     public init(file: KAFFile, contextLength: Int? = nil, threads: Int = 0, options: Options = Options()) throws {
         llm = try KimiLLM(file: file, contextLength: contextLength, threads: threads)
@@ -77,48 +77,66 @@ public final class TextChat {
     /// Answers `user` (history kept), calling `onText` with each complete piece of text.
     public func respond(to user: String, onText: (String) -> Void = { _ in }) throws -> Turn {
         let messages = history + [KimiPrompt.Message(.user, .text(user))]
+        let turn: Turn
+        if let prompt {
+            turn = try answer(prompt.build(messages, output: .text), onText: onText)
+        } else {
+            turn = try answerQwen(qwenPrompt(messages), onText: onText)
+        }
+        history = messages + [KimiPrompt.Message(.assistant, .text(turn.text))]
+        return turn
+    }
+
+    /// The assistant's text answer to a built Kimi prompt (output type "text": audio forced blank,
+    /// stop at text eos, the MIMO branch skipped). `features[p]` is the Whisper feature row of
+    /// continuous position p.
+    public func answer(
+        _ p: KimiPrompt.Streams, features: [Int: UnsafePointer<Float>] = [:], onText: (String) -> Void = { _ in }
+    ) throws -> Turn {
+        guard let prompt else { throw FormatError(llm.file.path, "not a Kimi-Audio file (no audio stream)") }
         var decoder = StreamingDecoder()
         var out: [Int] = []
         let t0 = DispatchTime.now().uptimeNanoseconds
-        let tPrefill: UInt64, promptTokens: Int
-        if let prompt {
-            let p = prompt.build(messages, output: .text)
-            try checkFits(p.count)
-            try llm.prefill(audioIds: p.audio, textIds: p.text, addText: p.addsText, start: 0, wantAudio: false)
-            promptTokens = p.count
-            tPrefill = DispatchTime.now().uptimeNanoseconds
-            let loop = LockStep(specials: prompt.specials)
-            var textSampler = options.text, audioSampler = Sampler()
-            let steps = min(options.maxTokens, llm.contextLength - p.count)
-            let offset = llm.config.tokenOffset
-            // output_type "text": audio forced blank, stop at text eos; the MIMO branch is skipped.
-            _ = try loop.run(
-                llm, promptLength: p.count, steps: steps, output: .text, text: &textSampler, audio: &audioSampler
-            ) { t, _ in
-                // As the official post-processing: text-range ids up to eos (specials decode to names).
-                if t != loop.textEos && t < offset {
-                    out.append(t)
-                    onText(decoder.push(tokenizer.bytes(of: t)))
-                }
-            }
-        } else {
-            let ids = qwenPrompt(messages)
-            try checkFits(ids.count)
-            try llm.prefill(audioIds: ids, textIds: ids, addText: true, start: 0, wantAudio: false)
-            promptTokens = ids.count
-            tPrefill = DispatchTime.now().uptimeNanoseconds
-            let loop = QwenLoop(stops: Set(["<|im_end|>", "<|endoftext|>"].compactMap { tokenizer.specialIds[$0] }))
-            var sampler = options.text
-            out = try loop.run(llm, promptLength: ids.count, maxTokens: options.maxTokens, sampler: &sampler) { t in
+        try checkFits(p.count)
+        try llm.prefill(
+            audioIds: p.audio, textIds: p.text, addText: p.addsText, features: features, start: 0, wantAudio: false)
+        let tPrefill = DispatchTime.now().uptimeNanoseconds
+        let loop = LockStep(specials: prompt.specials)
+        var textSampler = options.text, audioSampler = Sampler()
+        let steps = min(options.maxTokens, llm.contextLength - p.count)
+        let offset = llm.config.tokenOffset
+        _ = try loop.run(
+            llm, promptLength: p.count, steps: steps, output: .text, text: &textSampler, audio: &audioSampler
+        ) { t, _ in
+            // As the official post-processing: text-range ids up to eos (specials decode to names).
+            if t != loop.textEos && t < offset {
+                out.append(t)
                 onText(decoder.push(tokenizer.bytes(of: t)))
             }
         }
         onText(decoder.flush())
         let t1 = DispatchTime.now().uptimeNanoseconds
-        let text = tokenizer.decode(out)
-        history = messages + [KimiPrompt.Message(.assistant, .text(text))]
         return Turn(
-            text: text, ids: out, promptTokens: promptTokens,
+            text: tokenizer.decode(out), ids: out, promptTokens: p.count,
+            prefillSeconds: Double(tPrefill - t0) / 1e9, decodeSeconds: Double(t1 - tPrefill) / 1e9)
+    }
+
+    /// A plain Qwen2 answer to prompt ids.
+    func answerQwen(_ ids: [Int], onText: (String) -> Void) throws -> Turn {
+        var decoder = StreamingDecoder()
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        try checkFits(ids.count)
+        try llm.prefill(audioIds: ids, textIds: ids, addText: true, start: 0, wantAudio: false)
+        let tPrefill = DispatchTime.now().uptimeNanoseconds
+        let loop = QwenLoop(stops: Set(["<|im_end|>", "<|endoftext|>"].compactMap { tokenizer.specialIds[$0] }))
+        var sampler = options.text
+        let out = try loop.run(llm, promptLength: ids.count, maxTokens: options.maxTokens, sampler: &sampler) { t in
+            onText(decoder.push(tokenizer.bytes(of: t)))
+        }
+        onText(decoder.flush())
+        let t1 = DispatchTime.now().uptimeNanoseconds
+        return Turn(
+            text: tokenizer.decode(out), ids: out, promptTokens: ids.count,
             prefillSeconds: Double(tPrefill - t0) / 1e9, decodeSeconds: Double(t1 - tPrefill) / 1e9)
     }
 

@@ -1,0 +1,55 @@
+import Foundation
+import KAF
+import KimiCLI
+import KimiRuntime
+
+/// What asr and ask share: the model, the audio file, the generation options, and the run itself
+/// (the answer streamed to stdout, or one JSON object with `--json`).
+struct AudioQueryOptions: ParsableArguments {
+    @OptionGroup var model: ModelArgument
+    @Argument(help: "The audio file (WAV, FLAC, OGG/Vorbis, …; any rate and channel count).") var audio: String
+    @Option(help: "Most tokens to generate.") var maxTokens = 512
+    @OptionGroup var sampling: TextSamplingOptions
+    @OptionGroup var context: ContextOptions
+    @OptionGroup var threads: ThreadOptions
+    @Flag(
+        help:
+            "Print one JSON object: text, audio_seconds, codes, prompt_tokens, generated_tokens, per-stage seconds, rtf."
+    )
+    var json = false
+
+    func validate() throws {
+        if maxTokens < 1 { throw ValidationError("--max-tokens must be at least 1") }
+    }
+
+    func run(instruction: String?) throws {
+        exitOnInterrupt()
+        let f = try model.open()
+        var o = TextChat.Options()
+        o.maxTokens = maxTokens
+        o.text = sampling.sampler
+        let query = try AudioQuery(file: f, contextLength: context.context, threads: threads.count, options: o)
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        let clip = try AudioInput.load(path: audio)
+        let load = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+        let r = try query.answer(clip.samples, instruction: instruction) { piece in
+            if !json {
+                print(piece, terminator: "")
+                fflush(stdout)
+            }
+        }
+        guard json else { return print("") }
+        var stages: [String: JSONValue] = ["decode_resample": .double(load)]
+        for s in r.stages { stages[s.name] = .double(s.seconds) }
+        stages["prefill"] = .double(r.turn.prefillSeconds)
+        stages["generation"] = .double(r.turn.decodeSeconds)
+        let total = load + r.stages.reduce(0) { $0 + $1.seconds } + r.turn.prefillSeconds + r.turn.decodeSeconds
+        print(
+            JSONValue.object([
+                "text": .string(r.turn.text), "audio_seconds": .double(r.audioSeconds),
+                "codes": .array(r.codes.map { .int(Int64($0)) }), "prompt_tokens": .int(Int64(r.turn.promptTokens)),
+                "generated_tokens": .int(Int64(r.turn.ids.count)), "seconds": .object(stages),
+                "rtf": .double(total / max(r.audioSeconds, 1e-9)),
+            ]).serialized())
+    }
+}
