@@ -17,6 +17,9 @@ public final class AudioQuery {
         public var audioSeconds: Double
         /// Seconds per stage: mel, whisper, vq (prefill and generation are in `turn`).
         public var stages: [(name: String, seconds: Double)]
+        /// The prompt as prefilled, and the feature rows of its continuous positions ([n, 4d]).
+        public var streams: KimiPrompt.Streams
+        public var features: [Float]
     }
 
     public let chat: TextChat
@@ -84,6 +87,7 @@ public final class AudioQuery {
         let seconds = { (a: UInt64, b: UInt64) in Double(b - a) / 1e9 }
         return Result(
             turn: turn, codes: codes, audioSeconds: Double(samples.count) / 16000,
-            stages: [("mel", seconds(t0, t1)), ("whisper", seconds(t1, t2)), ("vq", seconds(t2, t3))])
+            stages: [("mel", seconds(t0, t1)), ("whisper", seconds(t1, t2)), ("vq", seconds(t2, t3))],
+            streams: streams, features: features)
     }
 }
