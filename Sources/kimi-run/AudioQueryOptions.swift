@@ -8,8 +8,7 @@ import KimiRuntime
 struct AudioQueryOptions: ParsableArguments {
     @OptionGroup var model: ModelArgument
     @Argument(help: "The audio file (WAV, FLAC, OGG/Vorbis, …; any rate and channel count).") var audio: String
-    @Option(help: "Most tokens to generate.") var maxTokens = 512
-    @OptionGroup var sampling: TextSamplingOptions
+    @OptionGroup var generation: GenerationOptions
     @OptionGroup var context: ContextOptions
     @OptionGroup var threads: ThreadOptions
     @Flag(
@@ -18,26 +17,15 @@ struct AudioQueryOptions: ParsableArguments {
     )
     var json = false
 
-    func validate() throws {
-        if maxTokens < 1 { throw ValidationError("--max-tokens must be at least 1") }
-    }
-
     func run(instruction: String?) throws {
         exitOnInterrupt()
         let f = try model.open()
-        var o = TextChat.Options()
-        o.maxTokens = maxTokens
-        o.text = sampling.sampler
-        let query = try AudioQuery(file: f, contextLength: context.context, threads: threads.count, options: o)
+        let query = try AudioQuery(
+            file: f, contextLength: context.context, threads: threads.count, options: generation.chatOptions)
         let t0 = DispatchTime.now().uptimeNanoseconds
         let clip = try AudioInput.load(path: audio)
         let load = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
-        let r = try query.answer(clip.samples, instruction: instruction) { piece in
-            if !json {
-                print(piece, terminator: "")
-                fflush(stdout)
-            }
-        }
+        let r = try query.answer(clip.samples, instruction: instruction) { piece in if !json { printPiece(piece) } }
         guard json else { return print("") }
         var stages: [String: JSONValue] = ["decode_resample": .double(load)]
         for s in r.stages { stages[s.name] = .double(s.seconds) }

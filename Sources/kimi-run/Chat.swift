@@ -12,30 +12,18 @@ struct Chat: ParsableCommand {
 
     @OptionGroup var model: ModelArgument
     @Argument(help: "The prompt; without it, read one turn per line from stdin.") var prompt: String?
-    @Option(help: "Most tokens to generate per answer.") var maxTokens = 512
-    @OptionGroup var sampling: TextSamplingOptions
+    @OptionGroup var generation: GenerationOptions
     @OptionGroup var context: ContextOptions
     @OptionGroup var threads: ThreadOptions
     @Flag(help: "Print one JSON object per answer: text, token ids, timings.") var json = false
 
-    func validate() throws {
-        if maxTokens < 1 { throw ValidationError("--max-tokens must be at least 1") }
-    }
-
     func run() throws {
         exitOnInterrupt()
         let f = try model.open()
-        var o = TextChat.Options()
-        o.maxTokens = maxTokens
-        o.text = sampling.sampler
-        let chat = try TextChat(file: f, contextLength: context.context, threads: threads.count, options: o)
+        let chat = try TextChat(
+            file: f, contextLength: context.context, threads: threads.count, options: generation.chatOptions)
         func answer(_ p: String) throws {
-            let turn = try chat.respond(to: p) { piece in
-                if !json {
-                    print(piece, terminator: "")
-                    fflush(stdout)
-                }
-            }
+            let turn = try chat.respond(to: p) { piece in if !json { printPiece(piece) } }
             if json {
                 let j: JSONValue = [
                     "text": .string(turn.text), "ids": .array(turn.ids.map { .int(Int64($0)) }),

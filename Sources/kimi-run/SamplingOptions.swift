@@ -1,3 +1,4 @@
+import Foundation
 import KimiCLI
 import KimiRuntime
 
@@ -13,4 +14,27 @@ struct TextSamplingOptions: ParsableArguments {
     var sampler: Sampler {
         Sampler(temperature: textTemperature, topK: textTopK, penalty: textPenalty, window: 16, seed: seed)
     }
+}
+
+/// What every text-generating subcommand takes: the answer's length and the text sampling.
+struct GenerationOptions: ParsableArguments {
+    @Option(help: "Most tokens to generate per answer.") var maxTokens = 512
+    @OptionGroup var sampling: TextSamplingOptions
+
+    func validate() throws {
+        if maxTokens < 1 { throw ValidationError("--max-tokens must be at least 1") }
+    }
+
+    var chatOptions: TextChat.Options {
+        var o = TextChat.Options()
+        o.maxTokens = maxTokens
+        o.text = sampling.sampler
+        return o
+    }
+}
+
+/// Prints a piece of a streamed answer at once.
+func printPiece(_ piece: String) {
+    print(piece, terminator: "")
+    fflush(stdout)
 }

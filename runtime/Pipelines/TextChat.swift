@@ -94,49 +94,59 @@ public final class TextChat {
         _ p: KimiPrompt.Streams, features: [Int: UnsafePointer<Float>] = [:], onText: (String) -> Void = { _ in }
     ) throws -> Turn {
         guard let prompt else { throw FormatError(llm.file.path, "not a Kimi-Audio file (no audio stream)") }
-        var decoder = StreamingDecoder()
-        var out: [Int] = []
-        let t0 = DispatchTime.now().uptimeNanoseconds
-        try checkFits(p.count)
-        try llm.prefill(
-            audioIds: p.audio, textIds: p.text, addText: p.addsText, features: features, start: 0, wantAudio: false)
-        let tPrefill = DispatchTime.now().uptimeNanoseconds
-        let loop = LockStep(specials: prompt.specials)
-        var textSampler = options.text, audioSampler = Sampler()
-        let steps = min(options.maxTokens, llm.contextLength - p.count)
-        let offset = llm.config.tokenOffset
-        _ = try loop.run(
-            llm, promptLength: p.count, steps: steps, output: .text, text: &textSampler, audio: &audioSampler
-        ) { t, _ in
-            // As the official post-processing: text-range ids up to eos (specials decode to names).
-            if t != loop.textEos && t < offset {
-                out.append(t)
-                onText(decoder.push(tokenizer.bytes(of: t)))
+        return try timedTurn(promptTokens: p.count, onText: onText) {
+            try llm.prefill(
+                audioIds: p.audio, textIds: p.text, addText: p.addsText, features: features, start: 0, wantAudio: false)
+        } generate: { emit in
+            let loop = LockStep(specials: prompt.specials)
+            var textSampler = options.text, audioSampler = Sampler()
+            let offset = llm.config.tokenOffset
+            var out: [Int] = []
+            _ = try loop.run(
+                llm, promptLength: p.count, steps: min(options.maxTokens, llm.contextLength - p.count), output: .text,
+                text: &textSampler, audio: &audioSampler
+            ) { t, _ in
+                // As the official post-processing: text-range ids up to eos (specials decode to names).
+                if t != loop.textEos && t < offset {
+                    out.append(t)
+                    emit(t)
+                }
             }
+            return out
         }
-        onText(decoder.flush())
-        let t1 = DispatchTime.now().uptimeNanoseconds
-        return Turn(
-            text: tokenizer.decode(out), ids: out, promptTokens: p.count,
-            prefillSeconds: Double(tPrefill - t0) / 1e9, decodeSeconds: Double(t1 - tPrefill) / 1e9)
     }
 
     /// A plain Qwen2 answer to prompt ids.
     func answerQwen(_ ids: [Int], onText: (String) -> Void) throws -> Turn {
+        try timedTurn(promptTokens: ids.count, onText: onText) {
+            try llm.prefill(audioIds: ids, textIds: ids, addText: true, start: 0, wantAudio: false)
+        } generate: { emit in
+            let loop = QwenLoop(stops: Set(["<|im_end|>", "<|endoftext|>"].compactMap { tokenizer.specialIds[$0] }))
+            var sampler = options.text
+            return try loop.run(
+                llm, promptLength: ids.count, maxTokens: options.maxTokens, sampler: &sampler, onToken: emit)
+        }
+    }
+
+    /// Checks the prompt fits, prefills it, generates (each id streamed as text through `onText`),
+    /// and times both halves.
+    private func timedTurn(
+        promptTokens: Int, onText: (String) -> Void, prefill: () throws -> Void,
+        generate: ((Int) -> Void) throws -> [Int]
+    ) throws -> Turn {
         var decoder = StreamingDecoder()
         let t0 = DispatchTime.now().uptimeNanoseconds
-        try checkFits(ids.count)
-        try llm.prefill(audioIds: ids, textIds: ids, addText: true, start: 0, wantAudio: false)
+        try checkFits(promptTokens)
+        try prefill()
         let tPrefill = DispatchTime.now().uptimeNanoseconds
-        let loop = QwenLoop(stops: Set(["<|im_end|>", "<|endoftext|>"].compactMap { tokenizer.specialIds[$0] }))
-        var sampler = options.text
-        let out = try loop.run(llm, promptLength: ids.count, maxTokens: options.maxTokens, sampler: &sampler) { t in
-            onText(decoder.push(tokenizer.bytes(of: t)))
+        let out = try withoutActuallyEscaping(onText) { text in
+            let ids = try generate { t in text(decoder.push(tokenizer.bytes(of: t))) }
+            text(decoder.flush())
+            return ids
         }
-        onText(decoder.flush())
         let t1 = DispatchTime.now().uptimeNanoseconds
         return Turn(
-            text: tokenizer.decode(out), ids: out, promptTokens: ids.count,
+            text: tokenizer.decode(out), ids: out, promptTokens: promptTokens,
             prefillSeconds: Double(tPrefill - t0) / 1e9, decodeSeconds: Double(t1 - tPrefill) / 1e9)
     }
 
