@@ -176,6 +176,7 @@ enum CLI {
             ([k, "asr", "/etc/hostname"], "cannot read this audio file"),
             ([k, "asr", dir + "/missing.wav"], "cannot read this audio file"),
             ([llmOnly, "asr", wav], "needs component 'whisper'"),
+            ([k, "asr", wav, "--context", "64"], "the context holds 64"),
         ] {
             let e = try CLI.run("kimi-run", args)
             #expect(e.status == 2 && e.stderr.contains(want) && e.stderr.split(separator: "\n").count == 1, "\(args): \(e.stderr)")
