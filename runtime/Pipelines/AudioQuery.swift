@@ -25,7 +25,6 @@ public final class AudioQuery {
     public let chat: TextChat
     let whisper: WhisperEncoder
     let vq: VQTokenizer
-    let frontEnd: LogMel
 
     public init(file: KAFFile, contextLength: Int? = nil, threads: Int = 0, options: TextChat.Options = .init()) throws
     {
@@ -38,7 +37,6 @@ public final class AudioQuery {
         guard chat.prompt != nil else { throw FormatError(file.path, "audio input needs a Kimi-Audio LLM") }
         whisper = try WhisperEncoder(file: file, threads: threads)
         vq = try VQTokenizer(file: file, threads: threads)
-        frontEnd = try LogMel(file: file)
         let adaptorIn = chat.llm.config.adaptorIn, featureWidth = 4 * whisper.config.dModel
         guard adaptorIn == featureWidth else {
             throw FormatError(
@@ -51,7 +49,7 @@ public final class AudioQuery {
     public func answer(_ samples: [Float], instruction: String?, onText: (String) -> Void = { _ in }) throws -> Result {
         func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
         let t0 = now()
-        let pieces = frontEnd.whisperPieces(samples)
+        let pieces = vq.frontEnd.whisperPieces(samples)  // one front end (its filters) for both paths
         let t1 = now()
         let d = whisper.config.dModel
         var features: [Float] = []
