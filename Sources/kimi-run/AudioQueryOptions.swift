@@ -7,7 +7,8 @@ import KimiRuntime
 /// (the answer streamed to stdout, or one JSON object with `--json`).
 struct AudioQueryOptions: ParsableArguments {
     @OptionGroup var model: ModelArgument
-    @Argument(help: "The audio file (WAV, FLAC, OGG/Vorbis, …; any rate and channel count).") var audio: String
+    @Argument(help: "The audio file (WAV, FLAC, OGG/Vorbis, …; any rate and channel count); - reads stdin.")
+    var audio: String
     @OptionGroup var generation: GenerationOptions
     @OptionGroup var context: ContextOptions
     @OptionGroup var threads: ThreadOptions
@@ -25,7 +26,14 @@ struct AudioQueryOptions: ParsableArguments {
         let t0 = DispatchTime.now().uptimeNanoseconds
         let clip = try AudioInput.load(path: audio)
         let load = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
-        let r = try query.answer(clip.samples, instruction: instruction) { piece in if !json { printPiece(piece) } }
+        // Progress for audio over one 30 s piece, on a terminal only (a log keeps the one JSON object or text).
+        let progress = isatty(2) != 0 && clip.seconds > 30
+        let r = try query.answer(
+            clip.samples, instruction: instruction, onText: { piece in if !json { printPiece(piece) } },
+            onProgress: { done, total in
+                guard progress else { return }
+                fputs(done < total ? "\r\u{1B}[Kencoding audio: piece \(done + 1)/\(total)" : "\r\u{1B}[K", stderr)
+            })
         guard json else { return print("") }
         var stages: [String: JSONValue] = ["decode_resample": .double(load)]
         for s in r.stages { stages[s.name] = .double(s.seconds) }

@@ -170,6 +170,13 @@ enum CLI {
         // An empty instruction is a text message of no ids: user start, media begin, codes, media end, ct, msg end, assistant start.
         #expect(bj["prompt_tokens"]?.intValue == want.count + 6, "\(bare.stdout)")
         #expect((j["prompt_tokens"]?.intValue ?? 0) > want.count + 6)
+        // Audio on stdin and through a named pipe (as bash's `<(…)` passes it): the same codes.
+        for script in ["\"$BIN/kimi-run\" '\(k)' asr --json --max-tokens 1 - < '\(wav)'",
+                       "mkfifo '\(dir)/fifo' && (cat '\(wav)' > '\(dir)/fifo' &) && \"$BIN/kimi-run\" '\(k)' asr --json --max-tokens 1 '\(dir)/fifo'"] {
+            let s = try CLI.shell(script)
+            let sj = try JSONValue.parse(s.stdout, file: "stdout")
+            #expect(s.status == 0 && sj["codes"]?.arrayValue?.compactMap(\.intValue) == want, "\(script): \(s.stderr)")
+        }
         let a = try CLI.run("kimi-run", [k, "ask", CLI.fixtures + "/audio/fox_44k_stereo.flac", "What is said?", "--max-tokens", "3"])
         #expect(a.status == 0, "\(a.stderr)")
         for (args, want) in [

@@ -99,6 +99,17 @@ import Testing
             zip(got, want).allSatisfy { abs($0 - $1) <= 1e-5 * scale }, "\(zip(got, want).map { abs($0 - $1) }.max()!)")
     }
 
+    /// Bytes in memory (what stdin and pipes go through) decode exactly as the file they came from.
+    @Test func inMemoryAudioReadsAsTheFile() throws {
+        for name in ["fox_22k.wav", "fox_44k_stereo.flac"] {
+            let bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: Self.audio(name))))
+            let a = try AudioInput.load(path: Self.audio(name)), b = try AudioInput.load(bytes: bytes, name: "stdin")
+            #expect(a.samples == b.samples && a.sourceRate == b.sourceRate && a.sourceChannels == b.sourceChannels)
+        }
+        #expect(throws: FormatError.self) { try AudioInput.load(bytes: [], name: "stdin") }
+        #expect(throws: FormatError.self) { try AudioInput.load(bytes: Array("RIFF....WAVE".utf8), name: "stdin") }
+    }
+
     /// Hostile files: one error naming the file, never a crash.
     @Test func badAudioIsOneError() throws {
         let dir = NSTemporaryDirectory() + "audio-\(UUID().uuidString)"
@@ -123,12 +134,33 @@ import Testing
             for s in samples { u32(s.bitPattern) }
             return d
         }
+        /// A WAV whose format tag names a codec libsndfile does not decode.
+        func codec(_ tag: UInt16) -> Data {
+            var d = wav([0.1, 0.2, 0.3, 0.4])
+            d.replaceSubrange(20 ..< 22, with: withUnsafeBytes(of: tag.littleEndian) { Data($0) })
+            return d
+        }
+        /// A real 8-bit PCM WAV of `seconds` of silence (small at 1 kHz: 7.2 MB for two hours).
+        func pcm8(seconds: Int, rate: Int) -> Data {
+            var d = wav([])
+            let n = seconds * rate
+            d.replaceSubrange(4 ..< 8, with: withUnsafeBytes(of: UInt32(36 + n).littleEndian) { Data($0) })
+            d.replaceSubrange(
+                20 ..< 36,
+                with: [1, 0, 1, 0] + withUnsafeBytes(of: UInt32(rate).littleEndian) { Array($0) }
+                    + withUnsafeBytes(of: UInt32(rate).littleEndian) { Array($0) } + [1, 0, 8, 0])
+            d.replaceSubrange(40 ..< 44, with: withUnsafeBytes(of: UInt32(n).littleEndian) { Data($0) })
+            d.append(Data(repeating: 128, count: n))
+            return d
+        }
         let cases: [(String, Data, String)] = [
             ("empty.wav", Data(), "cannot read"),
             ("text.wav", Data("this is not audio\n".utf8), "cannot read"),
             ("nan.wav", wav([0.1, .nan, 0.2, 0.3]), "not a finite number"),
             ("inf.wav", wav([0.1, 0.2, .infinity]), "not a finite number"),
             ("silence0.wav", wav([]), "no audio samples"),
+            ("codec.wav", codec(0x1234), "cannot read"),
+            ("two-hours.wav", pcm8(seconds: 7200, rate: 1000), "longer than the 3600 s"),
         ]
         for (name, bytes, want) in cases {
             let p = dir + "/" + name

@@ -1,5 +1,6 @@
 import CSndfile
 import CSoxr
+import Glibc
 import KAF
 
 /// Mono audio at a known rate.
@@ -23,14 +24,73 @@ public enum AudioInput {
     public static let maxChannels = 64
     public static let rates = 1000 ... 768_000
 
+    /// The most bytes read from standard input or a pipe (a bound for an endless stream).
+    public static let maxStreamBytes = 2 << 30
+
     /// Reads `path` (WAV, FLAC, OGG/Vorbis, … — whatever libsndfile decodes) as mono at `sampleRate`.
+    /// "-" reads standard input, and a pipe (`<(…)`) is read the same way: all of it first, because
+    /// libsndfile needs to seek in most formats.
     public static func load(path: String, sampleRate: Int = 16000) throws -> AudioClip {
+        if path == "-" { return try load(bytes: readAll(fd: 0, name: "stdin"), name: "stdin", sampleRate: sampleRate) }
+        var st = stat()
+        if stat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFIFO {
+            let fd = open(path, O_RDONLY)
+            guard fd >= 0 else { throw FormatError(path, "cannot open (\(String(cString: strerror(errno))))") }
+            defer { close(fd) }
+            return try load(bytes: readAll(fd: fd, name: path), name: path, sampleRate: sampleRate)
+        }
+        if stat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR {
+            throw FormatError(path, "is a directory, not an audio file")
+        }
         var info = SF_INFO()
         guard let sf = sf_open(path, Int32(SFM_READ), &info) else {
-            let why = String(cString: sf_strerror(nil))
-            throw FormatError(path, "cannot read this audio file (\(why))")
+            throw FormatError(path, "cannot read this audio file (\(String(cString: sf_strerror(nil))))")
         }
         defer { sf_close(sf) }
+        return try decode(sf, info, file: path, sampleRate: sampleRate)
+    }
+
+    /// Reads an audio file held in memory; `name` names it in errors.
+    public static func load(bytes: [UInt8], name: String, sampleRate: Int = 16000) throws -> AudioClip {
+        guard !bytes.isEmpty else { throw FormatError(name, "no audio: the stream is empty") }
+        return try bytes.withUnsafeBytes { raw in
+            let source = MemorySource(raw)
+            var io = SF_VIRTUAL_IO(
+                get_filelen: { MemorySource.from($0).length },
+                seek: { offset, whence, me in MemorySource.from(me).seek(offset, whence) },
+                read: { ptr, count, me in MemorySource.from(me).read(ptr, count) },
+                write: { _, _, _ in 0 },
+                tell: { MemorySource.from($0).position })
+            var info = SF_INFO()
+            return try withExtendedLifetime(source) {
+                guard let sf = sf_open_virtual(&io, Int32(SFM_READ), &info, Unmanaged.passUnretained(source).toOpaque())
+                else { throw FormatError(name, "cannot read this audio (\(String(cString: sf_strerror(nil))))") }
+                defer { sf_close(sf) }
+                return try decode(sf, info, file: name, sampleRate: sampleRate)
+            }
+        }
+    }
+
+    /// All bytes of a stream, at most `maxStreamBytes`.
+    static func readAll(fd: Int32, name: String) throws -> [UInt8] {
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw FormatError(name, "cannot read (\(String(cString: strerror(errno))))")
+            }
+            if n == 0 { return bytes }
+            guard bytes.count + n <= maxStreamBytes else {
+                throw FormatError(name, "more than \(maxStreamBytes >> 30) GiB of streamed audio; pass a file instead")
+            }
+            bytes += buffer[0 ..< n]
+        }
+    }
+
+    /// The samples of an open file: bounds first, then the interleaved floats, the mean, the resampler.
+    static func decode(_ sf: OpaquePointer, _ info: SF_INFO, file path: String, sampleRate: Int) throws -> AudioClip {
         let channels = Int(info.channels), rate = Int(info.samplerate), frames = Int(info.frames)
         guard (1 ... maxChannels).contains(channels) else {
             throw FormatError(path, "\(channels) audio channels; at most \(maxChannels) are read")
@@ -107,5 +167,35 @@ public enum AudioInput {
         y.removeLast(y.count - min(produced, y.count))
         if y.count > want { y.removeLast(y.count - want) } else { y += [Float](repeating: 0, count: want - y.count) }
         return y
+    }
+}
+
+/// A read-only byte buffer behind libsndfile's virtual I/O (every offset clamped to the buffer).
+private final class MemorySource {
+    let bytes: UnsafeRawBufferPointer
+    var offset = 0
+
+    init(_ bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
+
+    static func from(_ p: UnsafeMutableRawPointer?) -> MemorySource {
+        Unmanaged<MemorySource>.fromOpaque(p!).takeUnretainedValue()
+    }
+
+    var length: sf_count_t { sf_count_t(bytes.count) }
+    var position: sf_count_t { sf_count_t(offset) }
+
+    func seek(_ to: sf_count_t, _ whence: Int32) -> sf_count_t {
+        let base = whence == SEEK_CUR ? offset : whence == SEEK_END ? bytes.count : 0
+        let (target, overflow) = base.addingReportingOverflow(Int(to))
+        offset = overflow ? offset : min(max(target, 0), bytes.count)
+        return sf_count_t(offset)
+    }
+
+    func read(_ into: UnsafeMutableRawPointer?, _ count: sf_count_t) -> sf_count_t {
+        let n = min(Int(max(count, 0)), bytes.count - offset)
+        guard n > 0, let into, let base = bytes.baseAddress else { return 0 }
+        into.copyMemory(from: base + offset, byteCount: n)
+        offset += n
+        return sf_count_t(n)
     }
 }

@@ -38,10 +38,12 @@ public final class VQTokenizer {
         dots = a.floats((encoder.frames / 4 + 1) * v)
     }
 
-    /// The codes of `samples` (16 kHz mono), the pieces' codes concatenated.
-    public func callAsFunction(_ samples: [Float]) -> [Int] {
+    /// The codes of `samples` (16 kHz mono), the pieces' codes concatenated; `onPiece` sees each
+    /// finished piece (done, total).
+    public func callAsFunction(_ samples: [Float], onPiece: (Int, Int) -> Void = { _, _ in }) -> [Int] {
         var out: [Int] = []
-        for p in frontEnd.vqPieces(samples) {
+        let pieces = frontEnd.vqPieces(samples)
+        for (k, p) in pieces.enumerated() {
             // The attention mask: one flag per 160 samples (frame f is valid when 160·f < L), taken
             // at every second frame for the 50 Hz layers.
             let validMel = (p.samples + LogMel.hop - 1) / LogMel.hop
@@ -49,6 +51,7 @@ public final class VQTokenizer {
             out += p.mel.withUnsafeBufferPointer {
                 codes(mel: $0.baseAddress!, melFrames: p.frames, valid: valid50, tokens: p.tokens)
             }
+            onPiece(k + 1, pieces.count)
         }
         return out
     }

@@ -45,8 +45,11 @@ public final class AudioQuery {
     }
 
     /// Answers `instruction` (nil: the audio alone) about 16 kHz `samples`; `onText` sees the answer
-    /// as it is decoded.
-    public func answer(_ samples: [Float], instruction: String?, onText: (String) -> Void = { _ in }) throws -> Result {
+    /// as it is decoded, `onProgress` each encoded 30 s piece (done, total: Whisper's, then the VQ's).
+    public func answer(
+        _ samples: [Float], instruction: String?, onText: (String) -> Void = { _ in },
+        onProgress: (Int, Int) -> Void = { _, _ in }
+    ) throws -> Result {
         func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
         let t0 = now()
         let pieces = vq.frontEnd.whisperPieces(samples)  // one front end (its filters) for both paths
@@ -54,14 +57,16 @@ public final class AudioQuery {
         let d = whisper.config.dModel
         var features: [Float] = []
         var frame = [Float](repeating: 0, count: whisper.frames * d)
-        for p in pieces {
+        let vqPieces = LogMel.pieces(samples.count).count
+        for (k, p) in pieces.enumerated() {
+            onProgress(k, pieces.count + vqPieces)
             p.mel.withUnsafeBufferPointer { m in
                 frame.withUnsafeMutableBufferPointer { whisper(mel: m.baseAddress!, into: $0.baseAddress!) }
             }
             features += frame.prefix(4 * p.tokens * d)  // [4n, d] read as [n, 4d]
         }
         let t2 = now()
-        let codes = vq(samples)
+        let codes = vq(samples) { done, _ in onProgress(pieces.count + done, pieces.count + vqPieces) }
         let t3 = now()
         guard codes.count * 4 * d == features.count else {
             throw FormatError(chat.llm.file.path, "\(codes.count) codes but \(features.count / (4 * d)) feature rows")
