@@ -120,7 +120,10 @@ public func matmulFloatScratchCount(_ w: WeightMatrix) -> Int {
 
 /// OpenBLAS threads (its own pool). The runtime splits rows over its ThreadPool and calls sgemm
 /// from each worker, so this should be 1.
-public func blasSetThreads(_ n: Int) { openblas_set_num_threads(Int32(n)) }
+public func blasSetThreads(_ n: Int) {
+    _ = blasCore
+    openblas_set_num_threads(Int32(n))
+}
 
 /// Float weights through OpenBLAS: f32 rows go to sgemm as they are (Y = X·Wᵀ); f16/bf16 rows are
 /// widened to f32 in chunks into `scratch` (`matmulFloatScratchCount` floats) first.

@@ -14,11 +14,7 @@ import Glibc
 public let cpuHasAVX512VNNI: Bool = {
     #if arch(x86_64) && os(Linux)
     if let v = getenv("KIMI_NO_VNNI"), String(cString: v) == "1" { return false }
-    guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
-        let line = text.split(separator: "\n").first(where: { $0.hasPrefix("flags") })
-    else { return false }
-    let flags = Set(line.split(separator: " ").map(String.init))
-    return ["avx512_vnni", "avx512vl", "avx512bw", "avx512f"].allSatisfy(flags.contains)
+    return ["avx512_vnni", "avx512vl", "avx512bw", "avx512f"].allSatisfy(cpuFlags.contains)
     #else
     return false
     #endif

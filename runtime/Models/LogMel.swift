@@ -35,6 +35,7 @@ public final class LogMel {
         precondition(filters.count == mels * (Self.nFFT / 2 + 1))
         self.filters = filters
         self.mels = mels
+        _ = blasCore  // before its first sgemm
         // torch.hann_window(400), periodic: 0.5 − 0.5·cos(2πi/400).
         window = (0 ..< Self.nFFT).map { Float(0.5 - 0.5 * cos(2 * Double.pi * Double($0) / Double(Self.nFFT))) }
     }
