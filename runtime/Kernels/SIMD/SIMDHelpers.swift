@@ -86,27 +86,31 @@ import _Builtin_intrinsics.intel
     let log2e = SIMD8<Float>(repeating: 1.44269504088896341)
     // n = round(x·log2e) via the magic-number add (round to nearest even in the FPU).
     let magic = SIMD8<Float>(repeating: 12582912)  // 1.5·2^23
-    let t = x * log2e + magic
+    // Fused multiply-adds (Swift does not contract a·b + c on its own): the polynomial is a chain
+    // of dependent steps, so each fused step halves its latency.
+    let t = magic.addingProduct(x, log2e)
     let n = t - magic
-    var r = x - n * SIMD8(repeating: 0.693359375)
-    r = r + n * SIMD8(repeating: 2.12194440e-4)
-    var p = SIMD8<Float>(repeating: 1.9875691500e-4)
-    p = p * r + SIMD8(repeating: 1.3981999507e-3)
-    p = p * r + SIMD8(repeating: 8.3334519073e-3)
-    p = p * r + SIMD8(repeating: 4.1665795894e-2)
-    p = p * r + SIMD8(repeating: 1.6666665459e-1)
-    p = p * r + SIMD8(repeating: 5.0000001201e-1)
-    let y = p * (r * r) + r + SIMD8(repeating: 1)
+    var r = x.addingProduct(n, SIMD8(repeating: -0.693359375))
+    r = r.addingProduct(n, SIMD8(repeating: 2.12194440e-4))
+    var p = SIMD8<Float>(repeating: 1.3981999507e-3).addingProduct(SIMD8(repeating: 1.9875691500e-4), r)
+    p = SIMD8<Float>(repeating: 8.3334519073e-3).addingProduct(p, r)
+    p = SIMD8<Float>(repeating: 4.1665795894e-2).addingProduct(p, r)
+    p = SIMD8<Float>(repeating: 1.6666665459e-1).addingProduct(p, r)
+    p = SIMD8<Float>(repeating: 5.0000001201e-1).addingProduct(p, r)
+    let y = (r + SIMD8(repeating: 1)).addingProduct(p, r * r)
     // 2^n: n is an integer in [-126, 128]; its bits sit in t's mantissa. Build 2^(n/2) twice so
     // n = 128 and n = -126 do not overflow the exponent field.
     let ni = unsafeBitCast(t, to: SIMD8<Int32>.self) &- unsafeBitCast(magic, to: SIMD8<Int32>.self)
     let h = ni &>> 1
     let s1 = unsafeBitCast((h &+ 127) &<< 23, to: SIMD8<Float>.self)
     let s2 = unsafeBitCast(((ni &- h) &+ 127) &<< 23, to: SIMD8<Float>.self)
-    var e = y * s1 * s2
-    e.replace(with: 0, where: xIn .< SIMD8(repeating: -87.33654))  // underflow → 0, as libm
-    e.replace(with: .infinity, where: xIn .> SIMD8(repeating: 88.72283))  // overflow → +inf
-    return e
+    let e = unsafeBitCast(y * s1 * s2, to: SIMD8<Int32>.self)
+    // The limits as sign-bit masks (all ones where xIn < lo, resp. xIn > hi): a SIMDMask compare
+    // with `replace(with:where:)` compiles to a per-lane loop through memory here.
+    let under = unsafeBitCast(xIn - SIMD8(repeating: -87.33654), to: SIMD8<Int32>.self) &>> 31
+    let over = unsafeBitCast(SIMD8(repeating: 88.72283) - xIn, to: SIMD8<Int32>.self) &>> 31
+    let inf = SIMD8<Int32>(repeating: 0x7F80_0000)
+    return unsafeBitCast(((e & ~under) & ~over) | (inf & over), to: SIMD8<Float>.self)  // 0 below, +inf above
 }
 
 /// Eight f32 at `p` (typed pointer form).
