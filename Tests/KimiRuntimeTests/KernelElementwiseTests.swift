@@ -1,6 +1,7 @@
 import Testing
 import Foundation
 @testable import KimiRuntime
+import KimiSIMD
 
 /// Element-wise kernels against their libm/scalar twins, on ragged lengths (tails of 1…7).
 @Suite struct KernelElementwiseTests {
@@ -79,6 +80,54 @@ import Foundation
             #expect(maxRelErr(s1, s2, n, floor: 1e-3) < 2e-4, "scores n=\(n) d=\(d)")
             for i in 0 ..< d { #expect(abs(o1[i] - o2[i]) < 1e-4, "out[\(i)] n=\(n) d=\(d): \(o1[i]) vs \(o2[i])") }
         }
+    }
+
+    /// Many query rows at once (the encoders' attention) against one scalar head per row: strided
+    /// q/k/v as in a [frames, d] activation, a narrower output stride, key counts off the blocks.
+    @Test func attentionRowsMatchReference() {
+        let buf = KernelBuffers()
+        var rng = KernelRNG(seed: 22)
+        for (rows, keys, d) in [(1, 1, 64), (3, 1500, 64), (64, 200, 64), (17, 33, 40), (5, 9, 20)] {
+            let stride = 2 * d + 8, outStride = d + 4
+            let n = max(rows, keys)
+            let q = buf.random(n * stride, &rng), k = buf.random(n * stride, &rng, scale: 2)
+            let v = buf.random(n * stride, &rng)
+            let s1 = buf.floats(rows * keys), s2 = buf.floats(keys)
+            let o1 = buf.floats(rows * outStride), o2 = buf.floats(rows * outStride)
+            for i in 0 ..< rows * outStride { (o1[i], o2[i]) = (.nan, .nan) }
+            attentionRows(
+                q: q + d, k: k + d, v: v + d, stride: stride, rows: rows, keys: keys, dim: d, scale: 0.3, scores: s1,
+                out: o1, outStride: outStride)
+            attentionRows_ref(
+                q: q + d, k: k + d, v: v + d, stride: stride, rows: rows, keys: keys, dim: d, scale: 0.3, scores: s2,
+                out: o2, outStride: outStride)
+            for r in 0 ..< rows {
+                for i in 0 ..< d {
+                    let a = o1[r * outStride + i], b = o2[r * outStride + i]
+                    #expect(abs(a - b) < 1e-4, "row \(r) out[\(i)] rows=\(rows) keys=\(keys) d=\(d): \(a) vs \(b)")
+                }
+                for i in d ..< outStride { #expect(o1[r * outStride + i].isNaN, "wrote past the head") }
+            }
+        }
+    }
+
+    /// vexp against libm over its whole range, and its limits: 0 below −87.34, +∞ above 88.72.
+    @Test func expMatchesLibmAndItsLimits() {
+        var worst: Float = 0
+        var x: Float = -87.3
+        while x < 88.7 {
+            let v = vexp(SIMD8<Float>((0 ..< 8).map { x + Float($0) * 1e-3 }))
+            for l in 0 ..< 8 {
+                let want = Foundation.exp(x + Float(l) * 1e-3)
+                worst = max(worst, abs(v[l] - want) / want)
+            }
+            x += 0.37
+        }
+        #expect(worst < 3e-7, "relative error \(worst)")
+        let edge = vexp(SIMD8<Float>([-1e30, -200, -87.5, -.infinity, 88.8, 200, .infinity, 0]))
+        #expect(Array(0 ..< 4).allSatisfy { edge[$0] == 0 }, "\(edge)")
+        #expect(Array(4 ..< 7).allSatisfy { edge[$0] == .infinity }, "\(edge)")
+        #expect(edge[7] == 1)
     }
 
     @Test func softmaxAndActivations() {

@@ -3,6 +3,7 @@
 // products run 4 independent FMA chains (one chain of 16 dependent FMAs per 128-dim head is
 // latency-bound at about a third of the FMA throughput); the value sum takes two rows per pass so
 // `out` is loaded and stored half as often.
+import COpenBLAS
 import KimiSIMD
 
 /// q·k over d floats, 4 accumulators of 8 lanes (d a multiple of 32 for the fast path).
@@ -64,5 +65,37 @@ public func attentionHead_ref(_ q: UnsafePointer<Float>, k: UnsafePointer<Float>
         var s: Float = 0
         for t in 0 ..< n { s += scores[t] * v[t * stride + i] }
         out[i] = s
+    }
+}
+
+// MARK: many queries at once (encoders)
+
+/// Attention of `rows` query rows against the first `keys` keys of one head, as three dense steps
+/// that sgemm runs at its full rate: S = scale·Q·Kᵀ [rows, keys], the row softmax, O = S·V. For
+/// encoders, where every frame is a query (1500 per 30 s window) and a row-at-a-time dot loop
+/// spends its time reloading the keys. q, k, v rows are `stride` floats apart, out rows
+/// `outStride`; `scores` holds rows·keys floats.
+public func attentionRows(
+    q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, stride: Int, rows: Int, keys: Int,
+    dim: Int, scale: Float, scores: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>, outStride: Int
+) {
+    cblas_sgemm(
+        CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(keys), Int32(dim), scale, q, Int32(stride), k,
+        Int32(stride), 0, scores, Int32(keys))
+    for r in 0 ..< rows { softmax(scores + r * keys, count: keys) }
+    cblas_sgemm(
+        CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows), Int32(dim), Int32(keys), 1, scores, Int32(keys), v,
+        Int32(stride), 0, out, Int32(outStride))
+}
+
+/// Scalar twin: one `attentionHead_ref` per query row.
+public func attentionRows_ref(
+    q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, stride: Int, rows: Int, keys: Int,
+    dim: Int, scale: Float, scores: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>, outStride: Int
+) {
+    for r in 0 ..< rows {
+        attentionHead_ref(
+            q + r * stride, k: k, v: v, stride: stride, count: keys, dim: dim, scale: scale, scores: scores,
+            out: out + r * outStride)
     }
 }

@@ -40,6 +40,10 @@ public final class WhisperEncoder {
     let compute: Compute
     let melT, cols, x1, h, xb, q, k, v, att, hb, scores: UnsafeMutablePointer<Float>
 
+    public var threadCount: Int { compute.pool.threadCount }
+    /// Queries per attention step: 128 rows of 1500 scores (768 KB) stay in a core's L2.
+    static let queryRows = 128
+
     /// The Whisper encoder of `file` (component `whisper`).
     public convenience init(file: KAFFile, threads: Int = 0) throws {
         guard let json = file.meta["components"]?["whisper"]?["config"] else {
@@ -83,7 +87,7 @@ public final class WhisperEncoder {
             a.floats(frames * d), a.floats(frames * d)
         )
         hb = a.floats(compute.maxBatch * c.ffnDim)
-        scores = a.floats(frames * compute.pool.threadCount)
+        scores = a.floats(Self.queryRows * frames * compute.pool.threadCount)
     }
 
     /// `mel` [mels, inFrames] (row-major, as the front end gives it) → `out` [frames, d], the last
@@ -137,15 +141,21 @@ public final class WhisperEncoder {
         rows(L.v, xb, T, v)
         let scale = 1 / Float(hd).squareRoot()
         let (qp, kp, vp, ap, sp) = (q, k, v, att, scores)
-        // (head, query) items, head-major. Keys: all valid ones, or (block-causal) those before the
-        // end of the query's block — always a prefix, as the masked keys are the padding at the end.
-        compute.pool.parallelFor(n: c.heads * T) { r, tid in
+        // (head, chunk of ≤ queryRows queries) items, head-major. The queries of a chunk share their
+        // keys: all valid ones, or (block-causal) those before the end of their block, so chunks
+        // never straddle a block. The keys are always a prefix: the masked ones are the padding.
+        let Bq = Self.queryRows, span = block ?? T
+        let perSpan = (span + Bq - 1) / Bq, chunks = (T + span - 1) / span * perSpan
+        compute.pool.parallelFor(n: c.heads * chunks) { r, tid in
             for i in r {
-                let head = i / T, t = i % T
-                let keys = block.map { min((t / $0 + 1) * $0, valid) } ?? valid
-                attentionHead(
-                    qp + t * d + head * hd, k: kp + head * hd, v: vp + head * hd, stride: d, count: keys, dim: hd,
-                    scale: scale, scores: sp + tid * T, out: ap + t * d + head * hd)
+                let head = i / chunks, j = i % chunks, s = j / perSpan
+                let start = s * span + (j % perSpan) * Bq
+                let count = min(Bq, (s + 1) * span - start, T - start)
+                guard count > 0 else { continue }
+                attentionRows(
+                    q: qp + start * d + head * hd, k: kp + head * hd, v: vp + head * hd, stride: d, rows: count,
+                    keys: block == nil ? valid : min((s + 1) * span, valid), dim: hd, scale: scale,
+                    scores: sp + tid * Bq * T, out: ap + start * d + head * hd, outStride: d)
             }
         }
         rows(L.out, att, T, xb)
