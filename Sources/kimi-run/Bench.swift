@@ -5,10 +5,12 @@ import KimiRuntime
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Measure LLM prefill and decode speed (llama-bench style: pp P, tg N).",
+        abstract: "Measure LLM prefill and decode speed (llama-bench style: pp P, tg N), or an audio encoder's.",
         discussion:
-            "Token ids are fixed pseudo-random text ids; only the text head runs (no MIMO branch). Reports the best of --repetitions runs. As in llama-bench, the two tests are separate: pp processes P tokens from an empty context, tg decodes N tokens one at a time starting at position --depth (default 0: an empty context, like llama-bench's default -d 0; the depth tokens are prefilled untimed)."
+            "Token ids are fixed pseudo-random text ids; only the text head runs (no MIMO branch). Reports the best of --repetitions runs. As in llama-bench, the two tests are separate: pp processes P tokens from an empty context, tg decodes N tokens one at a time starting at position --depth (default 0: an empty context, like llama-bench's default -d 0; the depth tokens are prefilled untimed). --stage whisper times the log-mel front end and the Whisper encoder on one 30 s window (whisper-bench and CTranslate2's encode() time the same window); --stage vq times the VQ tokenizer on 30 s of audio (its front end, encoder, pooling and codebook search)."
     )
+
+    enum Stage: String, ExpressibleByArgument, CaseIterable { case llm, whisper, vq }
 
     @OptionGroup var model: ModelArgument
     @Option(name: [.customShort("p"), .long], help: "Prompt tokens for the prefill test (0 = skip).") var promptTokens =
@@ -19,6 +21,7 @@ struct Bench: ParsableCommand {
     var depth = 0
     @OptionGroup var threads: ThreadOptions
     @Option(name: [.customShort("r"), .long], help: "Repetitions; the best is reported.") var repetitions = 2
+    @Option(help: "What to time: llm, whisper or vq.") var stage = Stage.llm
     @Flag(help: "Print one JSON object.") var json = false
 
     func validate() throws {
@@ -30,6 +33,7 @@ struct Bench: ParsableCommand {
     func run() throws {
         exitOnInterrupt()
         let f = try model.open()
+        if stage != .llm { return try runEncoder(f) }
         let llm = try KimiLLM(file: f, contextLength: max(promptTokens, depth + genTokens) + 1, threads: threads.count)
         let c = llm.config
         var rng = SplitMix64(seed: 42)
@@ -77,6 +81,57 @@ struct Bench: ParsableCommand {
             if promptTokens > 0 { print(String(format: "pp%d: %.2f tokens/s", promptTokens, pp)) }
             if genTokens > 0 {
                 print("tg\(genTokens)\(depth > 0 ? " @ d\(depth)" : ""): " + String(format: "%.2f tokens/s", tg))
+            }
+        }
+    }
+
+    /// One 30 s window through the front end and the Whisper encoder, or 30 s through the VQ
+    /// tokenizer; the audio is a fixed chirp with noise (the time does not depend on the values).
+    func runEncoder(_ f: KAFFile) throws {
+        var rng = SplitMix64(seed: 7)
+        let samples = (0 ..< LogMel.pieceSamples).map { i -> Float in
+            let t = Float(i) / 16000
+            return 0.3 * sin(2 * .pi * (200 + 40 * t) * t) + 0.01 * (Float(rng.next() % 2001) / 1000 - 1)
+        }
+        func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
+        var best: [String: Double] = [:]
+        func keep(_ name: String, _ seconds: Double) { best[name] = min(best[name] ?? .infinity, seconds) }
+        let threadCount: Int
+        if stage == .whisper {
+            let encoder = try WhisperEncoder(file: f, threads: threads.count), mel = try LogMel(file: f)
+            threadCount = encoder.threadCount
+            var out = [Float](repeating: 0, count: encoder.frames * encoder.config.dModel)
+            for _ in 0 ..< repetitions {
+                let t0 = now()
+                let piece = mel.whisperPieces(samples)[0]
+                let t1 = now()
+                piece.mel.withUnsafeBufferPointer { m in
+                    out.withUnsafeMutableBufferPointer { encoder(mel: m.baseAddress!, into: $0.baseAddress!) }
+                }
+                keep("mel", t1 - t0)
+                keep("encoder", now() - t1)
+            }
+        } else {
+            let vq = try VQTokenizer(file: f, threads: threads.count)
+            threadCount = vq.threadCount
+            for _ in 0 ..< repetitions {
+                let t0 = now()
+                _ = vq(samples)
+                keep("vq", now() - t0)
+            }
+        }
+        let weights = f.entries.filter { $0.component == stage.rawValue }.reduce(0) { $0 + $1.storedSize }
+        if json {
+            var o: [String: JSONValue] = [
+                "model": .string(model.path), "stage": .string(stage.rawValue), "threads": .int(Int64(threadCount)),
+                "audio_seconds": .double(30), "weight_bytes": .int(Int64(weights)),
+            ]
+            for (k, v) in best { o[k + "_seconds"] = .double(v) }
+            print(JSONValue.object(o).serialized())
+        } else {
+            print("model: \(model.path) (\(stage.rawValue) weights \(formatBytes(weights))), threads \(threadCount)")
+            for (k, v) in best.sorted(by: { $0.key < $1.key }) {
+                print(String(format: "%@: %.3f s per 30 s window", k, v))
             }
         }
     }

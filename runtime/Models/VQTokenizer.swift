@@ -14,6 +14,8 @@ public final class VQTokenizer {
     let codebookNorms: [Float]
     let hidden, pooled, dots: UnsafeMutablePointer<Float>
 
+    public var threadCount: Int { encoder.threadCount }
+
     public init(file: KAFFile, threads: Int = 0) throws {
         guard let json = file.meta["components"]?["vq"]?["config"] else {
             throw FormatError(file.path, "no VQ tokenizer in this file (components.vq missing)")
