@@ -11,6 +11,14 @@
               (453 entries, total_size 19,532,673,280), ``config.json`` with the real values and a
               ``tiktoken.model`` (151,643 ranks, so num_base_tokens / kimia_token_offset hold).
               No whisper / detokenizer / vocoder: convert it with ``--components llm,mimo``.
+              ``--audio`` adds the two audio-in encoders at their real sizes, for the audio→text
+              benchmarks (convert with ``--components llm,whisper,vq``):
+              ``whisper-large-v3/`` (HF WhisperForConditionalGeneration config of large-v3: d 1280,
+              32 encoder layers, 20 heads, FFN 5120, 128 mels; only the encoder's tensors, as
+              ``model.encoder.*`` — the converter drops the decoder) and
+              ``glm-4-voice-tokenizer/`` (WhisperVQEncoder config of docs/ARCHITECTURE.md §1.8:
+              16 built layers, causal convolutions, 200-frame attention blocks, codebook
+              16384 × 1280). Both BF16 here (the real tokenizer is f32: the time does not depend on it).
               Which decoder layer sits in which of the 35 numbered shards is not documented; this
               script puts trunk layer i in shard i+1, MIMO layer j in shard 29+j and the VQ adaptor
               in shard 35 (one layer per shard, which is what the shard count suggests).
@@ -383,6 +391,57 @@ def kimi(out: Path, layers: int, synthetic: bool) -> None:
     write_shards(out, shards)
 
 
+WHISPER_D, WHISPER_FFN, WHISPER_MELS, WHISPER_FRAMES = 1280, 5120, 128, 1500
+
+
+def whisper_encoder_tensors(prefix: str, layers: int, final_norm: bool) -> list[Tensor]:
+    d, f = WHISPER_D, WHISPER_FFN
+    ts = [Tensor(prefix + "conv1.weight", [d, WHISPER_MELS, 3]), Tensor(prefix + "conv1.bias", [d]),
+          Tensor(prefix + "conv2.weight", [d, d, 3]), Tensor(prefix + "conv2.bias", [d]),
+          Tensor(prefix + "embed_positions.weight", [WHISPER_FRAMES, d])]
+    for i in range(layers):
+        p = f"{prefix}layers.{i}."
+        for n in ("q", "v", "out"):
+            ts += [Tensor(p + f"self_attn.{n}_proj.weight", [d, d]), Tensor(p + f"self_attn.{n}_proj.bias", [d])]
+        ts.append(Tensor(p + "self_attn.k_proj.weight", [d, d]))
+        for n in ("self_attn_layer_norm", "final_layer_norm"):
+            ts += [Tensor(p + f"{n}.weight", [d]), Tensor(p + f"{n}.bias", [d])]
+        ts += [Tensor(p + "fc1.weight", [f, d]), Tensor(p + "fc1.bias", [f]),
+               Tensor(p + "fc2.weight", [d, f]), Tensor(p + "fc2.bias", [d])]
+    if final_norm:
+        ts += [Tensor(prefix + "layer_norm.weight", [d]), Tensor(prefix + "layer_norm.bias", [d])]
+    return sorted(ts, key=lambda t: t.name)
+
+
+def audio_encoders(out: Path) -> None:
+    """whisper-large-v3/ and glm-4-voice-tokenizer/ at their real sizes (see --audio)."""
+    block = memoryview(make_block())
+    common = {
+        "activation_function": "gelu", "d_model": WHISPER_D, "encoder_attention_heads": 20,
+        "encoder_ffn_dim": WHISPER_FFN, "num_mel_bins": WHISPER_MELS, "max_source_positions": WHISPER_FRAMES,
+        "decoder_attention_heads": 20, "decoder_ffn_dim": WHISPER_FFN, "decoder_layers": 32,
+        "max_target_positions": 448, "model_type": "whisper", "scale_embedding": False, "vocab_size": 51866,
+    }
+    w = out / "whisper-large-v3"
+    w.mkdir()
+    (w / "config.json").write_text(json.dumps(dict(
+        common, architectures=["WhisperForConditionalGeneration"], encoder_layers=32, num_hidden_layers=32,
+        torch_dtype="bfloat16"), indent=2) + "\n")
+    write_safetensors(w / "model.safetensors", whisper_encoder_tensors("model.encoder.", 32, True), block)
+    log("whisper-large-v3/ (encoder, 32 layers) written")
+    g = out / "glm-4-voice-tokenizer"
+    g.mkdir()
+    (g / "config.json").write_text(json.dumps(dict(
+        common, architectures=["WhisperVQEncoder"], encoder_layers=32, num_hidden_layers=32,
+        encoder_causal_attention=False, encoder_causal_convolution=True, pooling_kernel_size=4,
+        pooling_position=16, pooling_type="avg", quantize_causal_block_size=200, quantize_causal_encoder=False,
+        quantize_encoder_only=True, quantize_position=16, quantize_vocab_size=16384, torch_dtype="float32"),
+        indent=2) + "\n")
+    vq = whisper_encoder_tensors("", 16, False) + [Tensor("codebook.weight", [16384, WHISPER_D])]
+    write_safetensors(g / "model.safetensors", sorted(vq, key=lambda t: t.name), block)
+    log("glm-4-voice-tokenizer/ (16 layers + codebook) written")
+
+
 def qwen2(out: Path, layers: int) -> None:
     cfg = {
         "architectures": ["Qwen2ForCausalLM"], "attention_dropout": 0.0, "bos_token_id": 151643,
@@ -422,11 +481,17 @@ def main() -> None:
     ap.add_argument("--layers", type=int, default=28, help="trunk layers (real: 28)")
     ap.add_argument("--synthetic-ranks", action="store_true",
                     help="kimi only: made-up tiktoken ranks instead of the real Qwen ones (no download)")
+    ap.add_argument("--audio", action="store_true",
+                    help="kimi only: also whisper-large-v3/ and glm-4-voice-tokenizer/ at their real sizes")
     ap.add_argument("--force", action="store_true", help="regenerate even if a complete copy exists")
     a = ap.parse_args()
     if a.layers < 1:
         ap.error("--layers must be >= 1")
     stamp = {"kind": a.kind, "layers": a.layers, "synthetic_ranks": a.synthetic_ranks, "version": 1}
+    if a.audio:
+        if a.kind != "kimi":
+            ap.error("--audio needs --kind kimi")
+        stamp["audio"] = True
     marker = a.out / ".complete"
     if not a.force and marker.is_file():
         try:
@@ -442,6 +507,8 @@ def main() -> None:
     t0 = time.time()
     if a.kind == "kimi":
         kimi(a.out, a.layers, a.synthetic_ranks)
+        if a.audio:
+            audio_encoders(a.out)
     else:
         qwen2(a.out, a.layers)
     marker.write_text(json.dumps(stamp) + "\n")
