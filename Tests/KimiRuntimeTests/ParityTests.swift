@@ -26,6 +26,23 @@ import Foundation
         if c.1.hasPrefix("kimi") { #expect(r.metrics.contains { $0.name == "audio_logits" }) }
     }
 
+    /// Stages whisper and vq (what kimi-parity runs for audio in): the f32 file passes the official
+    /// encoders' goldens (features per frame, codes identical); q4 stays within its bound, and a bound
+    /// tighter than its distance fails, so the metric can fail.
+    @Test func encoderStagesMatchTheOfficialCode() throws {
+        let f32 = try Self.convert("tiny-release", .float(.f32))
+        for name in ["whisper_tiny_encoder_f32", "vq_tiny_fox_22k", "vq_tiny_long_31s"] {
+            let r = try Parity.run(f32, golden: Self.golden(name))
+            #expect(!r.metrics.isEmpty && r.pass, "\(name): \(r.metrics.map { $0.json.serialized() })")
+        }
+        let q4 = try Self.convert("tiny-release", .quantized(bits: 4, group: 32))
+        let r = try Parity.run(q4, golden: Self.golden("whisper_tiny_encoder_f32"))
+        #expect(r.pass && r.metrics.allSatisfy { $0.minCosine < 1 }, "\(r.metrics.map { $0.json.serialized() })")
+        var tight = Parity.Tolerance()
+        tight.encoderMinCosine = r.metrics.map(\.minCosine).min()! + 1e-9
+        #expect(!(try Parity.run(q4, golden: Self.golden("whisper_tiny_encoder_f32"), tolerance: tight)).pass)
+    }
+
     /// The release runs in bf16: how far our f32 path sits from the official bf16 run (measured
     /// 4.8e-3 max |Δ|, cosine 0.99997, greedy identical) — bounded here so a regression shows.
     @Test func f32PathNearTheBF16Reference() throws {

@@ -8,6 +8,7 @@ WhisperFeatureExtractor over the 30 s pieces (batches of 128, padding="longest",
 pad_to_multiple_of=1280, return_attention_mask=True), then `quantized_token_ids` masked by the
 attention mask at 12.5 Hz. Clips: Tests/Fixtures/audio/fox_22k.wav (one piece) and long_31s.wav
 (two pieces, batched to 30 s), each loaded with librosa.load(sr=16000) as Kimi's Glm4Tokenizer does.
+  in.wav        f32 [N]     the clip at 16 kHz as librosa.load gives it (the tokenizer's input)
   out.codes     int64 [n]   the tokens of the clip (pieces concatenated), raw 0-based ids
   out.pieces    int64 [p]   tokens per piece
 Patches: none to the model; the state dict is read from the fixture (its keys carry no prefix,
@@ -77,7 +78,8 @@ def main():
                           f"float32 on CPU, fed as utils.py extract_speech_token feeds it"}
         name = clip.rsplit(".", 1)[0]
         path = ROOT / f"Tests/Fixtures/golden/vq_tiny_{name}.safetensors"
-        save_file({"out.codes": np.array(codes, np.int64), "out.pieces": np.array(per, np.int64)}, str(path), metadata=meta)
+        save_file({"in.wav": np.asarray(audio, np.float32), "out.codes": np.array(codes, np.int64),
+                   "out.pieces": np.array(per, np.int64)}, str(path), metadata=meta)
         path.chmod(0o644)
         print(f"{clip}: {len(codes)} codes, per piece {per}, first {codes[:12]}")
 
