@@ -202,9 +202,16 @@ public enum Parity {
             got.withUnsafeMutableBufferPointer { encoder(mel: m.baseAddress!, into: $0.baseAddress!) }
         }
         var t = tol
-        t.minCosine = tol.encoderMinCosine ?? encoderCosine(kaf, component: "whisper").bound
+        let bound = encoderCosine(kaf, component: "whisper").bound
+        t.minCosine = tol.encoderMinCosine ?? bound
         (t.maxAbs, t.minTop1) = (.infinity, 0)
-        var metrics = [compare("encoder", got: got, want: try want.floats(), cols: d, tol: t)]
+        // All 1500 frames are bounded for float weights only. With quantized weights the frames past
+        // the audio (the silent padding of the 30 s window) drift far more than the audio's frames:
+        // measured on real tiny.en, q8 min cosine 0.73–0.999 there vs ≥ 0.9993 on the audio, and
+        // CTranslate2's int8 the same (0.87–0.996 vs ≥ 0.988). `features` holds the audio's frames.
+        var all = t
+        if bound < 0.9999 && tol.encoderMinCosine == nil { all.minCosine = 0 }
+        var metrics = [compare("encoder", got: got, want: try want.floats(), cols: d, tol: all)]
         if let f = g["out.features"] {
             let wantF = try f.floats()
             guard wantF.count % (4 * d) == 0, wantF.count <= got.count else {
