@@ -2,6 +2,10 @@ import CSndfile
 import CSoxr
 import KAF
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Mono audio at a known rate.
 public struct AudioClip: Sendable {
     public var samples: [Float]
@@ -26,7 +30,15 @@ public enum AudioInput {
     /// Reads `path` (WAV, FLAC, OGG/Vorbis, … — whatever libsndfile decodes) as mono at `sampleRate`.
     public static func load(path: String, sampleRate: Int = 16000) throws -> AudioClip {
         var info = SF_INFO()
-        guard let sf = sf_open(path, Int32(SFM_READ), &info) else {
+        // Only a regular file: libsndfile would wait forever on a FIFO.
+        let fd: Int32
+        do {
+            fd = try MappedFile.openRegularFile(path).fd
+        } catch let e as FormatError where e.message.hasPrefix("cannot open") {
+            throw FormatError(path, "cannot read this audio file (\(e.message))")
+        }
+        defer { close(fd) }  // after sf_close (defers run in reverse); libsndfile does not own it
+        guard let sf = sf_open_fd(fd, Int32(SFM_READ), &info, 0) else {
             let why = String(cString: sf_strerror(nil))
             throw FormatError(path, "cannot read this audio file (\(why))")
         }
