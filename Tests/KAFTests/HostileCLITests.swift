@@ -161,4 +161,15 @@ import Glibc
         }
         #expect(Self.temps(in: dir).isEmpty && Self.temps(in: ".").isEmpty)
     }
+
+    /// kimi-convert's --threads has the same upper bound as the other tools (item 7).
+    @Test func convertThreadsAboveTheMachineLimitIsAUsageError() throws {
+        let dir = CLI.tempDir()
+        let r = try CLI.run("kimi-convert", ["--q8", "--threads", "1000000", Self.release, dir + "/out.kaf"])
+        #expect(
+            r.status == 2
+                && r.stderr.hasPrefix("kimi-convert: error: --threads 1000000 is more than this machine can run"),
+            "\(r.stderr)")
+        #expect(access(dir + "/out.kaf", F_OK) != 0 && Self.temps(in: dir).isEmpty)
+    }
 }
