@@ -14,14 +14,23 @@ public indirect enum JSONValue: Equatable, Sendable {
     // MARK: parse
 
     /// Parses `bytes` as one JSON document; `file` names the source in errors.
-    public static func parse(_ bytes: UnsafeRawBufferPointer, file: String, maxDepth: Int32 = 64) throws -> JSONValue {
+    ///
+    /// Object keys holding U+0000 are an error (json-c would cut them at the NUL, so
+    /// `"lm_head.weight\u0000x"` read as `lm_head.weight`). A key repeated in one object is an error
+    /// with `uniqueKeys` (the safetensors header, as the reference library), else the last wins as
+    /// in Python's `json`.
+    public static func parse(
+        _ bytes: UnsafeRawBufferPointer, file: String, maxDepth: Int32 = 64, uniqueKeys: Bool = false
+    ) throws -> JSONValue {
         guard let tok = json_tokener_new_ex(maxDepth) else { throw FormatError(file, "out of memory parsing JSON") }
         defer { json_tokener_free(tok) }
         // Strict RFC 8259: no NaN/Infinity, trailing commas, single quotes or leading zeros.
         json_tokener_set_flags(tok, JSON_TOKENER_STRICT)
         // json_tokener_parse_ex needs a pointer to chars; it does not require NUL termination.
         let base = bytes.baseAddress?.assumingMemoryBound(to: CChar.self) ?? UnsafePointer<CChar>(bitPattern: 1)!
-        guard bytes.count < Int(Int32.max) else { throw FormatError(file, "JSON document too large (\(bytes.count) bytes)") }
+        guard bytes.count < Int(Int32.max) else {
+            throw FormatError(file, "JSON document too large (\(bytes.count) bytes)")
+        }
         var obj = json_tokener_parse_ex(tok, base, Int32(bytes.count))
         var err = json_tokener_get_error(tok)
         var consumed = Int(json_tokener_get_parse_end(tok))
@@ -36,7 +45,10 @@ public indirect enum JSONValue: Equatable, Sendable {
             throw FormatError(file, "JSON ends early (truncated document)")
         }
         guard err == json_tokener_success, let obj else {
-            throw FormatError(file, "invalid JSON at byte \(json_tokener_get_parse_end(tok)): \(String(cString: json_tokener_error_desc(err)))")
+            throw FormatError(
+                file,
+                "invalid JSON at byte \(json_tokener_get_parse_end(tok)): \(String(cString: json_tokener_error_desc(err)))"
+            )
         }
         defer { json_object_put(obj) }
         // Only white space may follow the document.
@@ -48,7 +60,85 @@ public indirect enum JSONValue: Equatable, Sendable {
             }
             end += 1
         }
+        try checkKeys(UnsafeRawBufferPointer(rebasing: bytes[0 ..< consumed]), file: file, unique: uniqueKeys)
         return try convert(obj, file: file)
+    }
+
+    /// Walks a document json-c accepted, decoding each object key: NUL inside a key, and with
+    /// `unique` a key twice in one object, are errors. A loop with a stack bounded by json-c's depth.
+    static func checkKeys(_ b: UnsafeRawBufferPointer, file: String, unique: Bool) throws {
+        var objects: [Set<[UInt8]>?] = []  // nil for an array
+        var expectKey = false
+        var i = 0
+        while i < b.count {
+            let c = b[i]
+            switch c {
+            case UInt8(ascii: "{"):
+                objects.append([])
+                expectKey = true
+            case UInt8(ascii: "["):
+                objects.append(nil)
+            case UInt8(ascii: "}"), UInt8(ascii: "]"):
+                _ = objects.popLast()
+                expectKey = false
+            case UInt8(ascii: ","):
+                expectKey = objects.last.map { $0 != nil } ?? false
+            case UInt8(ascii: "\""), UInt8(ascii: "'"):  // json-c takes single quotes even when strict
+                let quote = c
+                var key: [UInt8] = []
+                i += 1
+                while i < b.count, b[i] != quote {
+                    if b[i] == UInt8(ascii: "\\"), i + 1 < b.count {
+                        i += 1
+                        switch b[i] {
+                        case UInt8(ascii: "u"):
+                            var unit: UInt32 = 0
+                            for k in 1 ... 4 where i + k < b.count {
+                                unit = unit << 4 | UInt32(Character(UnicodeScalar(b[i + k])).hexDigitValue ?? 0)
+                            }
+                            i += 4
+                            // A surrogate pair is one scalar; its halves alone are kept as U+FFFD.
+                            var scalar = unit
+                            if (0xD800 ..< 0xDC00).contains(unit), i + 6 < b.count, b[i + 1] == UInt8(ascii: "\\"),
+                                b[i + 2] == UInt8(ascii: "u")
+                            {
+                                var low: UInt32 = 0
+                                for k in 3 ... 6 {
+                                    low = low << 4 | UInt32(Character(UnicodeScalar(b[i + k])).hexDigitValue ?? 0)
+                                }
+                                if (0xDC00 ..< 0xE000).contains(low) {
+                                    scalar = 0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00)
+                                    i += 6
+                                }
+                            }
+                            key += Array(String(Character(UnicodeScalar(scalar) ?? "\u{FFFD}")).utf8)
+                        case UInt8(ascii: "b"): key.append(8)
+                        case UInt8(ascii: "f"): key.append(12)
+                        case UInt8(ascii: "n"): key.append(10)
+                        case UInt8(ascii: "r"): key.append(13)
+                        case UInt8(ascii: "t"): key.append(9)
+                        default: key.append(b[i])  // \" \\ \/
+                        }
+                    } else {
+                        key.append(b[i])
+                    }
+                    i += 1
+                }
+                if expectKey, let top = objects.indices.last, objects[top] != nil {
+                    func shown() -> String {
+                        String(decoding: key.prefix(200).map { $0 == 0 ? UInt8(ascii: "?") : $0 }, as: UTF8.self)
+                    }
+                    if key.contains(0) { throw FormatError(file, "JSON object key '\(shown())' contains U+0000 (NUL)") }
+                    // In place (no copy of the set per key).
+                    if unique && !objects[top]!.insert(key).inserted {
+                        throw FormatError(file, "JSON object key '\(shown())' appears twice")
+                    }
+                    expectKey = false
+                }
+            default: break
+            }
+            i += 1
+        }
     }
 
     public static func parse(_ text: String, file: String) throws -> JSONValue {
@@ -128,10 +218,22 @@ public indirect enum JSONValue: Equatable, Sendable {
         default: return nil
         }
     }
-    public var stringValue: String? { if case .string(let s) = self { return s }; return nil }
-    public var boolValue: Bool? { if case .bool(let b) = self { return b }; return nil }
-    public var arrayValue: [JSONValue]? { if case .array(let a) = self { return a }; return nil }
-    public var objectValue: [String: JSONValue]? { if case .object(let o) = self { return o }; return nil }
+    public var stringValue: String? {
+        if case .string(let s) = self { return s }
+        return nil
+    }
+    public var boolValue: Bool? {
+        if case .bool(let b) = self { return b }
+        return nil
+    }
+    public var arrayValue: [JSONValue]? {
+        if case .array(let a) = self { return a }
+        return nil
+    }
+    public var objectValue: [String: JSONValue]? {
+        if case .object(let o) = self { return o }
+        return nil
+    }
 
     // MARK: write
 
@@ -147,11 +249,15 @@ public indirect enum JSONValue: Equatable, Sendable {
         case .null: out += "null"
         case .bool(let b): out += b ? "true" : "false"
         case .int(let v): out += String(v)
-        case .double(let d): out += d.isFinite ? (d == d.rounded() && abs(d) < 1e15 ? String(format15: d) : "\(d)") : "null"
+        case .double(let d):
+            out += d.isFinite ? (d == d.rounded() && abs(d) < 1e15 ? String(format15: d) : "\(d)") : "null"
         case .string(let s): JSONValue.writeString(s, to: &out)
         case .array(let a):
             out += "["
-            for (i, v) in a.enumerated() { if i > 0 { out += "," }; v.write(to: &out) }
+            for (i, v) in a.enumerated() {
+                if i > 0 { out += "," }
+                v.write(to: &out)
+            }
             out += "]"
         case .object(let o):
             out += "{"
@@ -190,7 +296,8 @@ private extension String {
 }
 
 extension JSONValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, ExpressibleByFloatLiteral,
-    ExpressibleByBooleanLiteral, ExpressibleByArrayLiteral, ExpressibleByDictionaryLiteral, ExpressibleByNilLiteral {
+    ExpressibleByBooleanLiteral, ExpressibleByArrayLiteral, ExpressibleByDictionaryLiteral, ExpressibleByNilLiteral
+{
     public init(stringLiteral v: String) { self = .string(v) }
     public init(integerLiteral v: Int64) { self = .int(v) }
     public init(floatLiteral v: Double) { self = .double(v) }

@@ -1,11 +1,12 @@
+import CZstd
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import CZstd
 
 /// Constants shared by the .kaf writer and reader (formats/KAF.md).
 public enum KAF {
-    public static let magic: [UInt8] = [0x4B, 0x41, 0x46, 0x00]   // "KAF\0"
+    public static let magic: [UInt8] = [0x4B, 0x41, 0x46, 0x00]  // "KAF\0"
     public static let version: UInt32 = 1
     public static let alignment = 64
     public static let headerSize = 128
@@ -32,17 +33,26 @@ public final class KAFWriter {
     private var buffer: UnsafeMutableRawPointer
     private let bufferCapacity = 8 << 20
     private var buffered = 0
+    private let overwrite: Bool
 
-    /// - Parameter overwrite: replace an existing file at `path` (otherwise that is an error).
+    /// - Parameter overwrite: replace an existing file at `path` (otherwise that is an error, also
+    ///   when the file appears while this writer runs).
     public init(path: String, overwrite: Bool = false) throws {
         self.path = path
+        self.overwrite = overwrite
+        try AtomicFile.checkTarget(path)
         if !overwrite && access(path, F_OK) == 0 {
             throw FormatError(path, "already exists (use --force to overwrite)")
         }
+        AtomicFile.removeStaleTemps(for: path)
         temp = AtomicFile.tempPath(for: path)
-        fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        if fd < 0 { throw FormatError(path, "cannot create \(temp): \(String(cString: strerror(errno)))") }
+        // Registered before it exists: a signal between open and register would leave it behind.
         AtomicFile.register(temp)
+        fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        if fd < 0 {
+            AtomicFile.unregister(temp)
+            throw FormatError(path, "cannot create \(temp): \(String(cString: strerror(errno)))")
+        }
         buffer = UnsafeMutableRawPointer.allocate(byteCount: bufferCapacity, alignment: 64)
         // Header placeholder; the real one is written by finish().
         offset = 0
@@ -56,7 +66,10 @@ public final class KAFWriter {
 
     /// Removes the temp file; the target is left untouched.
     public func abort() {
-        if fd >= 0 { close(fd); fd = -1 }
+        if fd >= 0 {
+            close(fd)
+            fd = -1
+        }
         unlink(temp)
         AtomicFile.unregister(temp)
         finished = true
@@ -85,7 +98,10 @@ public final class KAFWriter {
             if buffered == bufferCapacity { try flush() }
             let n = min(left, bufferCapacity - buffered)
             (buffer + buffered).copyMemory(from: s, byteCount: n)
-            buffered += n; offset += n; left -= n; src = s + n
+            buffered += n
+            offset += n
+            left -= n
+            src = s + n
         }
     }
 
@@ -124,11 +140,15 @@ public final class KAFWriter {
     }
 
     /// Adds a tensor whose bytes `produce` writes into the sink (exactly dtype × shape bytes).
-    public func addTensor(name: String, dtype: DType, shape: [Int],
-                          produce: (Sink) throws -> Void) throws {
+    public func addTensor(
+        name: String, dtype: DType, shape: [Int],
+        produce: (Sink) throws -> Void
+    ) throws {
         precondition(!finished, "KAFWriter used after finish/abort")
         try checkName(name)
-        guard shape.count <= KAF.maxDims else { throw FormatError(path, "\(name): \(shape.count) dims (at most \(KAF.maxDims))") }
+        guard shape.count <= KAF.maxDims else {
+            throw FormatError(path, "\(name): \(shape.count) dims (at most \(KAF.maxDims))")
+        }
         guard let size = dtype.byteCount(shape: shape) else {
             throw FormatError(path, "\(name): shape \(shape) does not fit dtype \(dtype.name)")
         }
@@ -140,8 +160,10 @@ public final class KAFWriter {
             throw FormatError(path, "\(name): wrote \(sink.written) bytes, expected \(size) for \(dtype.name) \(shape)")
         }
         names.insert(name)
-        entries.append(KAFEntry(name: name, dtype: dtype, compression: .none, shape: shape,
-                                offset: start, storedSize: size, rawSize: size, checksum: sink.hasher.finalize()))
+        entries.append(
+            KAFEntry(
+                name: name, dtype: dtype, compression: .none, shape: shape,
+                offset: start, storedSize: size, rawSize: size, checksum: sink.hasher.finalize()))
     }
 
     public func addTensor(name: String, dtype: DType, shape: [Int], bytes: UnsafeRawBufferPointer) throws {
@@ -167,8 +189,10 @@ public final class KAFWriter {
         }
         // Record the raw size and compression on the entry just added.
         let e = entries.removeLast()
-        entries.append(KAFEntry(name: e.name, dtype: .u8, compression: comp, shape: [bytes.count],
-                                offset: e.offset, storedSize: e.storedSize, rawSize: bytes.count, checksum: e.checksum))
+        entries.append(
+            KAFEntry(
+                name: e.name, dtype: .u8, compression: comp, shape: [bytes.count],
+                offset: e.offset, storedSize: e.storedSize, rawSize: bytes.count, checksum: e.checksum))
     }
 
     public func addMeta(_ meta: JSONValue) throws {
@@ -195,18 +219,24 @@ public final class KAFWriter {
 
         var h = [UInt8]()
         h += KAF.magic
-        h.appendLE(KAF.version); h.appendLE(UInt32(KAF.alignment)); h.appendLE(UInt32(0))
-        h.appendLE(UInt64(fileSize)); h.appendLE(UInt64(KAF.headerSize))
+        h.appendLE(KAF.version)
+        h.appendLE(UInt32(KAF.alignment))
+        h.appendLE(UInt32(0))
+        h.appendLE(UInt64(fileSize))
+        h.appendLE(UInt64(KAF.headerSize))
         h.appendLE(UInt64(dataEnd - KAF.headerSize))
-        h.appendLE(UInt64(dirOffset)); h.appendLE(UInt64(dir.count)); h.appendLE(UInt64(entries.count))
+        h.appendLE(UInt64(dirOffset))
+        h.appendLE(UInt64(dir.count))
+        h.appendLE(UInt64(entries.count))
         h.appendLE(dirHash.finalize())
         h += [UInt8](repeating: 0, count: 120 - h.count)
         h.appendLE(h.withUnsafeBytes { XXH64.hash($0) })
         precondition(h.count == KAF.headerSize)
         let n = h.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
         if n != KAF.headerSize { throw FormatError(path, "cannot write header: \(String(cString: strerror(errno)))") }
-        try AtomicFile.commit(fd: fd, temp: temp, target: path)
-        close(fd); fd = -1
+        try AtomicFile.commit(fd: fd, temp: temp, target: path, overwrite: overwrite)
+        close(fd)
+        fd = -1
         AtomicFile.unregister(temp)
         finished = true
         return fileSize

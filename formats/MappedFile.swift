@@ -12,15 +12,37 @@ public final class MappedFile: @unchecked Sendable {
     public let base: UnsafeRawPointer
     private let mapped: Bool
 
+    /// Opens `path` for reading only if it is a regular file. O_NONBLOCK: opening a FIFO (or a
+    /// device) must not wait for a writer; the descriptor is checked before anything reads from it.
+    public static func openRegularFile(_ path: String) throws -> (fd: Int32, size: Int) {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)
+        if fd < 0 { throw FormatError(path, "cannot open: \(String(cString: strerror(errno)))") }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else {
+            let why = String(cString: strerror(errno))
+            close(fd)
+            throw FormatError(path, "cannot stat: \(why)")
+        }
+        switch st.st_mode & S_IFMT {
+        case S_IFREG: break
+        case S_IFDIR:
+            close(fd)
+            throw FormatError(path, "is a directory, expected a file")
+        default:
+            close(fd)
+            let kind = (st.st_mode & S_IFMT) == S_IFIFO ? "a FIFO" : "not a regular file"
+            throw FormatError(path, "is \(kind), expected a regular file")
+        }
+        // Reads are blocking again (no effect on a regular file, but a clean descriptor for libraries).
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
+        return (fd, Int(st.st_size))
+    }
+
     public init(path: String) throws {
         self.path = path
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        if fd < 0 { throw FormatError(path, "cannot open: \(String(cString: strerror(errno)))") }
+        let (fd, size) = try Self.openRegularFile(path)
         defer { close(fd) }
-        var st = stat()
-        if fstat(fd, &st) != 0 { throw FormatError(path, "cannot stat: \(String(cString: strerror(errno)))") }
-        if (st.st_mode & S_IFMT) == S_IFDIR { throw FormatError(path, "is a directory, expected a file") }
-        count = Int(st.st_size)
+        count = size
         if count == 0 {
             base = UnsafeRawPointer(bitPattern: 64)!
             mapped = false
@@ -50,7 +72,8 @@ public final class MappedFile: @unchecked Sendable {
     /// The bytes `[offset, offset+length)`, or an error naming this file when they are not all inside it.
     public func slice(_ offset: UInt64, _ length: UInt64, what: String) throws -> UnsafeRawBufferPointer {
         guard offset <= UInt64(count), length <= UInt64(count) - offset else {
-            throw FormatError(path, "\(what): bytes \(offset)..<\(offset &+ length) lie outside the file (\(count) bytes)")
+            throw FormatError(
+                path, "\(what): bytes \(offset)..<\(offset &+ length) lie outside the file (\(count) bytes)")
         }
         return UnsafeRawBufferPointer(start: base + Int(offset), count: Int(length))
     }
@@ -62,7 +85,8 @@ public final class MappedFile: @unchecked Sendable {
         let start = offset / page * page
         let len = min((length ?? count) + (offset - start), count - start)
         guard len > 0 else { return }
-        _ = madvise(UnsafeMutableRawPointer(mutating: base + start), len,
-                    willNeed ? MADV_WILLNEED : MADV_DONTNEED)
+        _ = madvise(
+            UnsafeMutableRawPointer(mutating: base + start), len,
+            willNeed ? MADV_WILLNEED : MADV_DONTNEED)
     }
 }

@@ -5,7 +5,8 @@
 /// pickle's size: each opcode pushes at most one object, the memo is a dictionary (a huge index
 /// allocates nothing), lengths are checked against the bytes left, and turning the object graph into
 /// a `PickleValue` tree is limited in depth and node count (shared references could otherwise
-/// expand exponentially) and refuses cycles.
+/// expand exponentially) and refuses cycles. No recursion's depth is chosen by the input: `apply`
+/// unwraps nested rebuilds in a loop, `convert` stops at `maxDepth`.
 struct PickleMachine {
     /// Resolves a persistent id (BINPERSID) to a value, normally a `.storage`.
     typealias PersistentLoad = (PickleValue) throws -> PickleValue
@@ -26,8 +27,10 @@ struct PickleMachine {
     private var opStart = 0
 
     /// Decodes `data` (the bytes of `what`, e.g. "archive/data.pkl", inside `file`).
-    static func load(_ data: UnsafeRawBufferPointer, file: String, what: String,
-                     persistentLoad: @escaping PersistentLoad) throws -> PickleValue {
+    static func load(
+        _ data: UnsafeRawBufferPointer, file: String, what: String,
+        persistentLoad: @escaping PersistentLoad
+    ) throws -> PickleValue {
         var m = PickleMachine(file: file, what: what, c: ByteCursor(data, file: file), persistentLoad: persistentLoad)
         defer { m.breakCycles() }
         let root = try m.run()
@@ -66,7 +69,14 @@ struct PickleMachine {
     }
 
     /// Keys that can be deduplicated like Python would (SETITEM on an existing key replaces it).
-    enum HashKey: Hashable { case none, bool(Bool), int(Int64), float(UInt64), string(String), bytes([UInt8]) }
+    enum HashKey: Hashable {
+        case none
+        case bool(Bool)
+        case int(Int64)
+        case float(UInt64)
+        case string(String)
+        case bytes([UInt8])
+    }
 
     private func hashKey(_ o: Obj) -> HashKey? {
         guard case .leaf(let v) = o else { return nil }
@@ -122,7 +132,11 @@ struct PickleMachine {
     /// object graph is freed when loading ends.
     private mutating func breakCycles() {
         for l in lists { l.items = [] }
-        for d in dicts { d.keys = []; d.values = []; d.index = [:] }
+        for d in dicts {
+            d.keys = []
+            d.values = []
+            d.index = [:]
+        }
     }
 
     // MARK: - The machine
@@ -138,7 +152,9 @@ struct PickleMachine {
                 guard (2 ... 5).contains(p) else { throw fail("unsupported pickle protocol \(p)") }
             case 0x95:  // FRAME: a length hint only; it must fit in what is left
                 let n = try c.readU64("frame length")
-                guard n <= UInt64(c.remaining) else { throw fail("FRAME of \(n) bytes runs past the end (\(c.remaining) left)") }
+                guard n <= UInt64(c.remaining) else {
+                    throw fail("FRAME of \(n) bytes runs past the end (\(c.remaining) left)")
+                }
             case 0x2E:  // STOP
                 guard marks.isEmpty else { throw fail("STOP with an unclosed MARK") }
                 guard stack.count == 1, let top = stack.last else {
@@ -150,7 +166,8 @@ struct PickleMachine {
             case 0x31: _ = try popMark("POP_MARK")
             case 0x32:  // DUP
                 let top = try pop("DUP")
-                stack.append(top); stack.append(top)
+                stack.append(top)
+                stack.append(top)
 
             // Containers
             case 0x7D: stack.append(.dict(newDict()))  // EMPTY_DICT
@@ -179,7 +196,9 @@ struct PickleMachine {
                 try listTop("APPENDS").items.append(contentsOf: items)
             case 0x90:  // ADDITEMS
                 let items = try popMark("ADDITEMS")
-                guard case .set(let s)? = stack.last, stack.count > floor else { throw fail("ADDITEMS on something that is not a set") }
+                guard case .set(let s)? = stack.last, stack.count > floor else {
+                    throw fail("ADDITEMS on something that is not a set")
+                }
                 s.items.append(contentsOf: items)
             case 0x73:  // SETITEM
                 let v = try pop("SETITEM")
@@ -201,17 +220,26 @@ struct PickleMachine {
                 stack.append(.leaf(long(try c.bytes(n, "LONG1 bytes"))))
             case 0x8B:  // LONG4
                 let n = Int(try c.readI32("LONG4 length"))
-                guard n >= 0, n <= Self.maxLongBytes else { throw fail("LONG4 of \(n) bytes is outside 0…\(Self.maxLongBytes)") }
+                guard n >= 0, n <= Self.maxLongBytes else {
+                    throw fail("LONG4 of \(n) bytes is outside 0…\(Self.maxLongBytes)")
+                }
                 stack.append(.leaf(long(try c.bytes(n, "LONG4 bytes"))))
             case 0x47: stack.append(.leaf(.float(try c.readF64BE("BINFLOAT"))))
 
             // Strings and bytes (lengths checked against the bytes left before anything is read)
             case 0x58: stack.append(.leaf(.string(try text(UInt64(try c.readU32("BINUNICODE length")), "BINUNICODE"))))
-            case 0x8C: stack.append(.leaf(.string(try text(UInt64(try c.readU8("SHORT_BINUNICODE length")), "SHORT_BINUNICODE"))))
+            case 0x8C:
+                stack.append(
+                    .leaf(.string(try text(UInt64(try c.readU8("SHORT_BINUNICODE length")), "SHORT_BINUNICODE"))))
             case 0x8D: stack.append(.leaf(.string(try text(try c.readU64("BINUNICODE8 length"), "BINUNICODE8"))))
-            case 0x42: stack.append(.leaf(.bytes(Array(try c.bytes(count: UInt64(try c.readU32("BINBYTES length")), "BINBYTES")))))
-            case 0x43: stack.append(.leaf(.bytes(Array(try c.bytes(Int(try c.readU8("SHORT_BINBYTES length")), "SHORT_BINBYTES")))))
-            case 0x8E: stack.append(.leaf(.bytes(Array(try c.bytes(count: try c.readU64("BINBYTES8 length"), "BINBYTES8")))))
+            case 0x42:
+                stack.append(
+                    .leaf(.bytes(Array(try c.bytes(count: UInt64(try c.readU32("BINBYTES length")), "BINBYTES")))))
+            case 0x43:
+                stack.append(
+                    .leaf(.bytes(Array(try c.bytes(Int(try c.readU8("SHORT_BINBYTES length")), "SHORT_BINBYTES")))))
+            case 0x8E:
+                stack.append(.leaf(.bytes(Array(try c.bytes(count: try c.readU64("BINBYTES8 length"), "BINBYTES8")))))
 
             // Memo
             case 0x71: try put(UInt32(try c.readU8("BINPUT index")))
@@ -240,13 +268,16 @@ struct PickleMachine {
                 let args = try pop("NEWOBJ")
                 let cls = try pop("NEWOBJ")
                 guard case .global(let name) = cls,
-                      ["collections.OrderedDict", "builtins.set", "builtins.frozenset"].contains(name) else {
+                    ["collections.OrderedDict", "builtins.set", "builtins.frozenset"].contains(name)
+                else {
                     throw fail("NEWOBJ of \(describe(cls)) is not supported")
                 }
                 stack.append(try apply(cls, args))
             case 0x62:  // BUILD: object state (OrderedDict._metadata, tensor attributes) is not needed
                 _ = try pop("BUILD")
-                guard let top = stack.last, stack.count > floor else { throw fail("BUILD on an empty stack (stack underflow)") }
+                guard let top = stack.last, stack.count > floor else {
+                    throw fail("BUILD on an empty stack (stack underflow)")
+                }
                 switch top {
                 case .dict, .leaf(.tensor): break
                 default: throw fail("BUILD on \(describe(top)) is not supported")
@@ -358,12 +389,16 @@ struct PickleMachine {
     // MARK: - Builders (the allowlisted callables, reimplemented)
 
     private mutating func apply(_ callee: Obj, _ argsObj: Obj) throws -> Obj {
-        guard case .global(let name) = callee else { throw fail("REDUCE calls \(describe(callee)), which is not a callable") }
+        guard case .global(let name) = callee else {
+            throw fail("REDUCE calls \(describe(callee)), which is not a callable")
+        }
         guard case .tuple(let argsBox) = argsObj else { throw fail("REDUCE arguments for \(name) are not a tuple") }
         let args = argsBox.items
         switch name {
         case "collections.OrderedDict":
-            guard args.isEmpty else { throw fail("collections.OrderedDict called with \(args.count) arguments, expected none") }
+            guard args.isEmpty else {
+                throw fail("collections.OrderedDict called with \(args.count) arguments, expected none")
+            }
             return .dict(newDict())
         case "builtins.set", "builtins.frozenset":
             if args.isEmpty { return .set(newList()) }
@@ -374,10 +409,13 @@ struct PickleMachine {
             }
         case "_codecs.encode":
             guard args.count == 2, case .leaf(.string(let s)) = args[0], case .leaf(.string(let enc)) = args[1],
-                  enc == "latin1" || enc == "latin-1" else { throw fail("_codecs.encode supported only as (str, 'latin1')") }
+                enc == "latin1" || enc == "latin-1"
+            else { throw fail("_codecs.encode supported only as (str, 'latin1')") }
             var bytes: [UInt8] = []
             for u in s.unicodeScalars {
-                guard u.value < 256 else { throw fail("_codecs.encode: character U+\(String(u.value, radix: 16)) is not latin1") }
+                guard u.value < 256 else {
+                    throw fail("_codecs.encode: character U+\(String(u.value, radix: 16)) is not latin1")
+                }
                 bytes.append(UInt8(u.value))
             }
             return .leaf(.bytes(bytes))
@@ -393,17 +431,31 @@ struct PickleMachine {
         case "torch._utils._rebuild_tensor", "torch._utils._rebuild_tensor_v2":
             return .leaf(.tensor(try rebuildTensor(name, args)))
         case "torch._utils._rebuild_parameter", "torch._utils._rebuild_parameter_with_state":
-            guard args.count >= 2, case .leaf(.tensor(let t)) = args[0] else { throw fail("\(name) needs (tensor, requires_grad, …)") }
+            guard args.count >= 2, case .leaf(.tensor(let t)) = args[0] else {
+                throw fail("\(name) needs (tensor, requires_grad, …)")
+            }
             return .leaf(.tensor(t.withParameter(true, requiresGrad: try bool(args[1], "\(name) requires_grad"))))
         case "torch._tensor._rebuild_from_type_v2":
             // (func, new_type, args, state): rebuild with func; the subclass and state are not needed.
-            guard args.count == 4, case .global(let t) = args[1],
-                  t == "torch.Tensor" || t == "torch.nn.parameter.Parameter" else {
-                throw fail("_rebuild_from_type_v2 supported only for torch.Tensor and Parameter")
+            // func may itself be _rebuild_from_type_v2: unwrapped in a loop, not by recursion, so the
+            // input cannot choose the native stack depth (30,000 levels overflowed it).
+            var (fn, fnArgs, parameter, levels) = (callee, argsObj, false, 0)
+            while case .global("torch._tensor._rebuild_from_type_v2") = fn {
+                levels += 1
+                guard levels <= Self.maxDepth else { throw fail("pickle nests deeper than \(Self.maxDepth) levels") }
+                guard case .tuple(let box) = fnArgs else { throw fail("REDUCE arguments for \(name) are not a tuple") }
+                let a = box.items
+                guard a.count == 4, case .global(let t) = a[1],
+                    t == "torch.Tensor" || t == "torch.nn.parameter.Parameter"
+                else { throw fail("_rebuild_from_type_v2 supported only for torch.Tensor and Parameter") }
+                parameter = parameter || t == "torch.nn.parameter.Parameter"
+                (fn, fnArgs) = (a[0], a[2])
             }
-            let built = try apply(args[0], args[2])
-            guard case .leaf(.tensor(let tensor)) = built else { throw fail("_rebuild_from_type_v2 did not build a tensor") }
-            return t == "torch.nn.parameter.Parameter" ? .leaf(.tensor(tensor.withParameter(true, requiresGrad: tensor.requiresGrad))) : built
+            let built = try apply(fn, fnArgs)
+            guard case .leaf(.tensor(let tensor)) = built else {
+                throw fail("_rebuild_from_type_v2 did not build a tensor")
+            }
+            return parameter ? .leaf(.tensor(tensor.withParameter(true, requiresGrad: tensor.requiresGrad))) : built
         default:
             throw fail("REDUCE calls \(name), which is not a constructor the checkpoint reader accepts")
         }
@@ -412,12 +464,15 @@ struct PickleMachine {
     /// `_rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad, backward_hooks[, metadata])`.
     private func rebuildTensor(_ name: String, _ args: [Obj]) throws -> TorchTensor {
         guard args.count >= 4, args.count <= 7 else { throw fail("\(name) called with \(args.count) arguments") }
-        guard case .leaf(.storage(let storage)) = args[0] else { throw fail("\(name): first argument is \(describe(args[0])), not a storage") }
+        guard case .leaf(.storage(let storage)) = args[0] else {
+            throw fail("\(name): first argument is \(describe(args[0])), not a storage")
+        }
         let offset = try int(args[1], "\(name) storage offset")
         let shape = try ints(args[2], "\(name) size")
         let strides = try ints(args[3], "\(name) stride")
         let rg = args.count > 4 ? try bool(args[4], "\(name) requires_grad") : false
-        return try TorchTensor(storage: storage, shape: shape, strides: strides, storageOffset: offset, requiresGrad: rg)
+        return try TorchTensor(
+            storage: storage, shape: shape, strides: strides, storageOffset: offset, requiresGrad: rg)
     }
 
     private func int(_ o: Obj, _ what: String) throws -> Int {
@@ -445,7 +500,9 @@ struct PickleMachine {
 
     // MARK: - Object graph → value tree
 
-    private func convert(_ o: Obj, depth: Int, budget: inout Int, active: inout Set<ObjectIdentifier>) throws -> PickleValue {
+    private func convert(_ o: Obj, depth: Int, budget: inout Int, active: inout Set<ObjectIdentifier>) throws
+        -> PickleValue
+    {
         budget -= 1
         guard budget >= 0 else { throw fail("pickle expands to too many objects (shared references)") }
         guard depth <= Self.maxDepth else { throw fail("pickle nests deeper than \(Self.maxDepth) levels") }
@@ -473,8 +530,11 @@ struct PickleMachine {
             var out: [(key: PickleValue, value: PickleValue)] = []
             out.reserveCapacity(d.keys.count)
             for (k, v) in zip(d.keys, d.values) {
-                out.append((try convert(k, depth: depth + 1, budget: &budget, active: &active),
-                            try convert(v, depth: depth + 1, budget: &budget, active: &active)))
+                out.append(
+                    (
+                        try convert(k, depth: depth + 1, budget: &budget, active: &active),
+                        try convert(v, depth: depth + 1, budget: &budget, active: &active)
+                    ))
             }
             return .dict(out)
         }

@@ -57,7 +57,7 @@ public final class SafetensorsFile: @unchecked Sendable {
 
         let header: JSONValue
         do {
-            header = try JSONValue.parse(headerBytes, file: path)
+            header = try JSONValue.parse(headerBytes, file: path, uniqueKeys: true)
         } catch let e as FormatError {
             throw FormatError(path, "header: \(e.message)")
         }
@@ -76,7 +76,9 @@ public final class SafetensorsFile: @unchecked Sendable {
             list.append(try Self.tensor(name, entry, data: data, dataStart: dataStart, file: file))
         }
         list.sort {
-            ($0.dataOffsets.lowerBound, $0.dataOffsets.upperBound) < ($1.dataOffsets.lowerBound, $1.dataOffsets.upperBound)
+            ($0.dataOffsets.lowerBound, $0.dataOffsets.upperBound) < (
+                $1.dataOffsets.lowerBound, $1.dataOffsets.upperBound
+            )
                 || ($0.dataOffsets == $1.dataOffsets && $0.name < $1.name)
         }
         try Self.checkNoOverlap(list, path: path)
@@ -113,8 +115,10 @@ public final class SafetensorsFile: @unchecked Sendable {
         return out
     }
 
-    private static func tensor(_ name: String, _ entry: JSONValue, data: UnsafeRawBufferPointer,
-                               dataStart: Int, file: MappedFile) throws -> SafetensorsTensor {
+    private static func tensor(
+        _ name: String, _ entry: JSONValue, data: UnsafeRawBufferPointer,
+        dataStart: Int, file: MappedFile
+    ) throws -> SafetensorsTensor {
         let path = file.path
         func fail(_ why: String) -> FormatError { FormatError(path, "tensor '\(name)': \(why)") }
         guard case .object(let e) = entry else { throw fail("header entry is not a JSON object") }
@@ -145,7 +149,8 @@ public final class SafetensorsFile: @unchecked Sendable {
 
         guard let offValue = e["data_offsets"] else { throw fail("missing data_offsets") }
         guard case .array(let offs) = offValue, offs.count == 2,
-              case .int(let b) = offs[0], case .int(let en) = offs[1] else {
+            case .int(let b) = offs[0], case .int(let en) = offs[1]
+        else {
             throw fail("data_offsets \(offValue.serialized()) is not a pair of integers")
         }
         guard b >= 0, en >= 0 else { throw fail("data_offsets [\(b), \(en)] are negative") }
@@ -155,11 +160,14 @@ public final class SafetensorsFile: @unchecked Sendable {
         }
         let begin = Int(b), end = Int(en)
         guard end - begin == bytesNeeded else {
-            throw fail("shape \(shape) × \(dtypeName) needs \(bytesNeeded) bytes but data_offsets [\(begin), \(end)] hold \(end - begin)")
+            throw fail(
+                "shape \(shape) × \(dtypeName) needs \(bytesNeeded) bytes but data_offsets [\(begin), \(end)] hold \(end - begin)"
+            )
         }
-        return SafetensorsTensor(name: name, dtype: dtype, shape: shape, dataOffsets: begin ..< end,
-                                 fileOffset: dataStart + begin,
-                                 bytes: UnsafeRawBufferPointer(rebasing: data[begin ..< end]), mapping: file)
+        return SafetensorsTensor(
+            name: name, dtype: dtype, shape: shape, dataOffsets: begin ..< end,
+            fileOffset: dataStart + begin,
+            bytes: UnsafeRawBufferPointer(rebasing: data[begin ..< end]), mapping: file)
     }
 
     /// `sorted` is in offset order; zero-size tensors occupy nothing and cannot overlap.
@@ -167,7 +175,10 @@ public final class SafetensorsFile: @unchecked Sendable {
         var previous: SafetensorsTensor?
         for t in sorted where !t.dataOffsets.isEmpty {
             if let p = previous, t.dataOffsets.lowerBound < p.dataOffsets.upperBound {
-                throw FormatError(path, "tensors '\(p.name)' [\(p.dataOffsets.lowerBound), \(p.dataOffsets.upperBound)) and '\(t.name)' [\(t.dataOffsets.lowerBound), \(t.dataOffsets.upperBound)) overlap")
+                throw FormatError(
+                    path,
+                    "tensors '\(p.name)' [\(p.dataOffsets.lowerBound), \(p.dataOffsets.upperBound)) and '\(t.name)' [\(t.dataOffsets.lowerBound), \(t.dataOffsets.upperBound)) overlap"
+                )
             }
             previous = t
         }

@@ -7,13 +7,16 @@ import KimiRuntime
 
 setvbuf(stdout, nil, _IOLBF, 0)
 if let la = try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8) {
-    print("load average before the run: \(la.split(separator: " ").prefix(3).joined(separator: " ")) on \(ProcessInfo.processInfo.activeProcessorCount) cores (other processes skew the 2-thread rows)\n")
+    print(
+        "load average before the run: \(la.split(separator: " ").prefix(3).joined(separator: " ")) on \(ProcessInfo.processInfo.activeProcessorCount) cores (other processes skew the 2-thread rows)\n"
+    )
 }
 let env = ProcessInfo.processInfo.environment
-let T = Int(env["KIMI_BENCH_T"] ?? "") ?? 512                       // prefill tokens
+let T = Int(env["KIMI_BENCH_T"] ?? "") ?? 512  // prefill tokens
 let quick = env["KIMI_BENCH_QUICK"] == "1"
 let threadCounts = (env["KIMI_BENCH_THREADS"] ?? "1,2").split(separator: ",").compactMap { Int($0) }
-let dtypes = (env["KIMI_BENCH_TYPES"] ?? "q4_g32_r8,q8_g32_r8,q4_g32,q8_g32,bf16,f32").split(separator: ",").compactMap { DType(name: String($0)) }
+let dtypes = (env["KIMI_BENCH_TYPES"] ?? "q4_g32_r8,q8_g32_r8,q4_g32,q8_g32,bf16,f32").split(separator: ",").compactMap
+{ DType(name: String($0)) }
 // KIMI_BENCH_SHAPES=ROWSxCOLS,... (default: the 7B MLP matrices)
 let shapes: [(Int, Int)] = (env["KIMI_BENCH_SHAPES"] ?? "18944x3584,3584x18944").split(separator: ",").compactMap { s in
     let p = s.split(separator: "x").compactMap { Int($0) }
@@ -24,13 +27,17 @@ let shapes: [(Int, Int)] = (env["KIMI_BENCH_SHAPES"] ?? "18944x3584,3584x18944")
 
 /// Best-of-`reps` seconds per call of `f`, each rep running it until ≥ `minTime` has passed.
 func timeit(reps: Int = 3, minTime: Double = 0.3, _ f: () -> Void) -> Double {
-    f()   // warm-up (page faults, caches)
+    f()  // warm-up (page faults, caches)
     var best = Double.infinity
     for _ in 0 ..< reps {
         var n = 0
         let t0 = now()
         var t1 = t0
-        repeat { f(); n += 1; t1 = now() } while t1 - t0 < minTime
+        repeat {
+            f()
+            n += 1
+            t1 = now()
+        } while t1 - t0 < minTime
         best = min(best, (t1 - t0) / Double(n))
     }
     return best
@@ -47,11 +54,13 @@ var rng: UInt64 = 0x1234_5678
 
 /// Random weights straight in the stored layout (valid blocks: f16 scale 0.01, random quants).
 func makeWeight(_ dtype: DType, rows: Int, cols: Int) -> WeightMatrix {
-    if dtype.isInterleaved {   // the row-major matrix, interleaved per 8 rows as kimi-convert writes it
+    if dtype.isInterleaved {  // the row-major matrix, interleaved per 8 rows as kimi-convert writes it
         let plain = makeWeight(dtype.plain, rows: rows, cols: cols)
         let p = UnsafeMutableRawPointer.allocate(byteCount: plain.byteCount + 64, alignment: 64)
         for i in 0 ..< rows / 8 {
-            RowInterleave.interleave(dtype.plain, cols: cols, rowsAt: plain.row(8 * i), stride: plain.rowBytes, into: p + 8 * i * plain.rowBytes)
+            RowInterleave.interleave(
+                dtype.plain, cols: cols, rowsAt: plain.row(8 * i), stride: plain.rowBytes,
+                into: p + 8 * i * plain.rowBytes)
         }
         plain.base.deallocate()
         return WeightMatrix(base: p, dtype: dtype, rows: rows, cols: cols)!
@@ -69,12 +78,16 @@ func makeWeight(_ dtype: DType, rows: Int, cols: Int) -> WeightMatrix {
         for i in 0 ..< rows * cols { f[i] = Float(Int32(truncatingIfNeeded: f[i].bitPattern) >> 8) * 1e-9 }
     case .f16, .bf16:
         let h = buf.bindMemory(to: UInt16.self, capacity: rows * cols)
-        for i in 0 ..< rows * cols { h[i] = dtype == .f16 ? floatToF16(Float(Int16(bitPattern: h[i])) * 1e-6) : floatToBF16(Float(Int16(bitPattern: h[i])) * 1e-6) }
+        for i in 0 ..< rows * cols {
+            h[i] =
+                dtype == .f16
+                ? floatToF16(Float(Int16(bitPattern: h[i])) * 1e-6) : floatToBF16(Float(Int16(bitPattern: h[i])) * 1e-6)
+        }
     default:
         let bb = dtype.traits.blockBytes
         for b in 0 ..< n / bb {
             buf.storeBytes(of: floatToF16(0.01), toByteOffset: b * bb, as: UInt16.self)
-            if dtype.traits.quantBits == 8 {   // keep q8 in [-127, 127] as the converter does
+            if dtype.traits.quantBits == 8 {  // keep q8 in [-127, 127] as the converter does
                 for j in 0 ..< dtype.groupSize where buf.load(fromByteOffset: b * bb + 2 + j, as: Int8.self) == -128 {
                     buf.storeBytes(of: Int8(127), toByteOffset: b * bb + 2 + j, as: Int8.self)
                 }
@@ -90,7 +103,13 @@ func randomFloats(_ n: Int) -> UnsafeMutablePointer<Float> {
     return p
 }
 
-let pools: [Int: ThreadPool] = Dictionary(uniqueKeysWithValues: threadCounts.map { ($0, ThreadPool(threads: $0)) })
+let pools: [Int: ThreadPool]
+do {
+    pools = Dictionary(uniqueKeysWithValues: try threadCounts.map { ($0, try ThreadPool(threads: $0)) })
+} catch {
+    fputs("kimi-bench-kernels: error: \(error)\n", stderr)
+    exit(2)
+}
 
 // MARK: memory bandwidth
 
@@ -108,7 +127,7 @@ let pools: [Int: ThreadPool] = Dictionary(uniqueKeysWithValues: threadCounts.map
     return (a + b + c + d).sum()
 }
 
-let bwFloats = (quick ? 128 : 512) << 18     // 512 MiB (quick: 128 MiB), far beyond L3
+let bwFloats = (quick ? 128 : 512) << 18  // 512 MiB (quick: 128 MiB), far beyond L3
 let bwBuf = randomFloats(bwFloats)
 var bandwidth: [Int: Double] = [:]
 print("## Memory bandwidth (read: SIMD sum over \((bwFloats * 4) >> 20) MiB; copy: memcpy of half of it)")
@@ -141,15 +160,23 @@ do {
         let pool = pools[t]!
         let counter = UnsafeMutablePointer<Int>.allocate(capacity: 16)
         counter.initialize(repeating: 0, count: 16)
-        let a = timeit(minTime: 0.3) { for _ in 0 ..< 100 { pool.parallelFor(n: 3584) { r in counter[0] &+= r.count & 1 } } } / 100
-        let b = timeit(minTime: 0.3) { for _ in 0 ..< 100 { dispatchParallelFor(threads: t, n: 3584) { r in counter[0] &+= r.count & 1 } } } / 100
+        let a =
+            timeit(minTime: 0.3) {
+                for _ in 0 ..< 100 { pool.parallelFor(n: 3584) { r in counter[0] &+= r.count & 1 } }
+            } / 100
+        let b =
+            timeit(minTime: 0.3) {
+                for _ in 0 ..< 100 { dispatchParallelFor(threads: t, n: 3584) { r in counter[0] &+= r.count & 1 } }
+            } / 100
         print("| \(t) | \(String(format: "%.2f", a * 1e6)) | \(String(format: "%.2f", b * 1e6)) |")
     }
 }
 
 // MARK: matvec
 
-print("\n## matvec (decode), y = W·x, W = rows×cols; GB/s = weight bytes / time (activation quantization included for the integer path)")
+print(
+    "\n## matvec (decode), y = W·x, W = rows×cols; GB/s = weight bytes / time (activation quantization included for the integer path)"
+)
 print("| dtype | path | rows×cols | bytes/weight | threads | µs/call | GB/s | fraction of read bandwidth |")
 print("| --- | --- | --- | --- | --- | --- | --- | --- |")
 var prefillRows: [String] = []
@@ -158,10 +185,13 @@ for dtype in dtypes {
         let w = makeWeight(dtype, rows: rows, cols: cols)
         let x = randomFloats(max(cols, 1) * T)
         let y = UnsafeMutablePointer<Float>.allocate(capacity: rows * T)
-        let qbuf = UnsafeMutableRawPointer.allocate(byteCount: QuantizedActivations.scratchBytes(count: cols, rows: T), alignment: 64)
+        let qbuf = UnsafeMutableRawPointer.allocate(
+            byteCount: QuantizedActivations.scratchBytes(count: cols, rows: T), alignment: 64)
         let xq = QuantizedActivations(scratch: qbuf, count: cols, rows: 1)
         var paths: [(String, Bool)] = [("fma", false)]
-        if dtype.isQuantized { paths = dtype.isInterleaved ? [("int8", true)] : [("int8", true), ("f32-dequant", false)] }
+        if dtype.isQuantized {
+            paths = dtype.isInterleaved ? [("int8", true)] : [("int8", true), ("f32-dequant", false)]
+        }
         for (name, integer) in paths {
             for t in threadCounts {
                 let pool = pools[t]!
@@ -170,7 +200,9 @@ for dtype in dtypes {
                     pool.parallelForRows(w) { r, _ in matvec(w, x: x, xq: integer ? xq : nil, y: y, rows: r) }
                 }
                 let gbs = Double(w.byteCount) / s / 1e9
-                print("| \(dtype.name) | \(name) | \(rows)×\(cols) | \(String(format: "%.4g", dtype.bitsPerWeight / 8)) | \(t) | \(String(format: "%.0f", s * 1e6)) | \(String(format: "%.1f", gbs)) | \(String(format: "%.2f", gbs / bandwidth[t]!)) |")
+                print(
+                    "| \(dtype.name) | \(name) | \(rows)×\(cols) | \(String(format: "%.4g", dtype.bitsPerWeight / 8)) | \(t) | \(String(format: "%.0f", s * 1e6)) | \(String(format: "%.1f", gbs)) | \(String(format: "%.2f", gbs / bandwidth[t]!)) |"
+                )
             }
         }
         // prefill
@@ -183,10 +215,16 @@ for dtype in dtypes {
                 let s = timeit(reps: quick ? 1 : 2, minTime: 0.1) {
                     pool.parallelFor(n: T) { r in for i in r { quantizeActivations(x + i * cols, into: xqT, row: i) } }
                     pool.parallelForRows(w) { r, _ in
-                        if w.dtype.isInterleaved { matmulR8(w, xqT, y, ldy: ldy, rows: r) } else { matmulQuant(w, xqT, y, ldy: ldy, rows: r) }
+                        if w.dtype.isInterleaved {
+                            matmulR8(w, xqT, y, ldy: ldy, rows: r)
+                        } else {
+                            matmulQuant(w, xqT, y, ldy: ldy, rows: r)
+                        }
                     }
                 }
-                prefillRows.append("| \(dtype.name) | int8 tiles (\(dtype.isInterleaved ? "8 rows × 4 tok" : "4 tok")) | \(rows)×\(cols) | \(T) | \(t) | \(String(format: "%.0f", s * 1e3)) | \(String(format: "%.1f", flops / s / 1e9)) |")
+                prefillRows.append(
+                    "| \(dtype.name) | int8 tiles (\(dtype.isInterleaved ? "8 rows × 4 tok" : "4 tok")) | \(rows)×\(cols) | \(T) | \(t) | \(String(format: "%.0f", s * 1e3)) | \(String(format: "%.1f", flops / s / 1e9)) |"
+                )
             }
         } else {
             blasSetThreads(1)
@@ -199,11 +237,16 @@ for dtype in dtypes {
                         matmulFloat(w, x, ldx: cols, tokens: T, y, ldy: ldy, rows: r, scratch: scratch[i])
                     }
                 }
-                prefillRows.append("| \(dtype.name) | OpenBLAS sgemm (per-thread rows) | \(rows)×\(cols) | \(T) | \(t) | \(String(format: "%.0f", s * 1e3)) | \(String(format: "%.1f", flops / s / 1e9)) |")
+                prefillRows.append(
+                    "| \(dtype.name) | OpenBLAS sgemm (per-thread rows) | \(rows)×\(cols) | \(T) | \(t) | \(String(format: "%.0f", s * 1e3)) | \(String(format: "%.1f", flops / s / 1e9)) |"
+                )
                 let s2 = timeit(reps: 1, minTime: 0.1) {
-                    pool.parallelFor(n: rows) { r in matmulFloatTiled(w, x, ldx: cols, tokens: T, y, ldy: ldy, rows: r) }
+                    pool.parallelFor(n: rows) { r in matmulFloatTiled(w, x, ldx: cols, tokens: T, y, ldy: ldy, rows: r)
+                    }
                 }
-                prefillRows.append("| \(dtype.name) | own 4×2 tiles | \(rows)×\(cols) | \(T) | \(t) | \(String(format: "%.0f", s2 * 1e3)) | \(String(format: "%.1f", flops / s2 / 1e9)) |")
+                prefillRows.append(
+                    "| \(dtype.name) | own 4×2 tiles | \(rows)×\(cols) | \(T) | \(t) | \(String(format: "%.0f", s2 * 1e3)) | \(String(format: "%.1f", flops / s2 / 1e9)) |"
+                )
             }
             if threadCounts.count > 0 {
                 let tmax = threadCounts.max()!
@@ -212,11 +255,16 @@ for dtype in dtypes {
                     matmulFloat(w, x, ldx: cols, tokens: T, y, ldy: ldy, rows: 0 ..< rows, scratch: scratch[0])
                 }
                 blasSetThreads(1)
-                prefillRows.append("| \(dtype.name) | sgemm, OpenBLAS threads | \(rows)×\(cols) | \(T) | \(tmax) | \(String(format: "%.0f", s3 * 1e3)) | \(String(format: "%.1f", flops / s3 / 1e9)) |")
+                prefillRows.append(
+                    "| \(dtype.name) | sgemm, OpenBLAS threads | \(rows)×\(cols) | \(T) | \(tmax) | \(String(format: "%.0f", s3 * 1e3)) | \(String(format: "%.1f", flops / s3 / 1e9)) |"
+                )
             }
             scratch.forEach { $0.deallocate() }
         }
-        w.base.deallocate(); x.deallocate(); y.deallocate(); qbuf.deallocate()
+        w.base.deallocate()
+        x.deallocate()
+        y.deallocate()
+        qbuf.deallocate()
     }
 }
 

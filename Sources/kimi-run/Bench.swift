@@ -34,7 +34,17 @@ struct Bench: ParsableCommand {
         exitOnInterrupt()
         let f = try model.open()
         if stage != .llm { return try runEncoder(f) }
-        let llm = try KimiLLM(file: f, contextLength: max(promptTokens, depth + genTokens) + 1, threads: threads.count)
+        // Positions the tests use, without overflow (-d 2^63-1 trapped); the model is loaded with at most
+        // its own context, and a test that does not fit is refused before its ids are allocated.
+        let (tgEnd, overflow) = depth.addingReportingOverflow(genTokens)
+        let needed = overflow ? Int.max : max(promptTokens, tgEnd)
+        let llm = try KimiLLM(file: f, contextLength: needed == Int.max ? needed : needed + 1, threads: threads.count)
+        guard needed <= llm.contextLength else {
+            throw CLIError(
+                "\(model.path): bench needs \(overflow ? "more than \(Int.max)" : String(needed)) positions "
+                    + "(-p \(promptTokens), -d \(depth) + -n \(genTokens)), more than the model's context of "
+                    + "\(llm.contextLength)")
+        }
         let c = llm.config
         var rng = SplitMix64(seed: 42)
         let textVocab = min(c.tokenOffset, 150_000)

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import KAF
 
 /// Fixtures written by scripts/reference/make_reader_fixtures.py (Tests/Fixtures is not a
@@ -20,9 +21,10 @@ enum ReaderFixtures {
 
     /// Paths listed under "malformed" for one reader.
     static func malformed(_ reader: String) -> Set<String> {
-        Set((expected["malformed"]?.arrayValue ?? []).compactMap {
-            $0["reader"]?.stringValue == reader ? $0["path"]?.stringValue : nil
-        })
+        Set(
+            (expected["malformed"]?.arrayValue ?? []).compactMap {
+                $0["reader"]?.stringValue == reader ? $0["path"]?.stringValue : nil
+            })
     }
 }
 
@@ -74,7 +76,9 @@ private func check(_ t: SafetensorsTensor, against e: JSONValue) throws {
         #expect(same(viaHelper[i], want), "\(t.name)[\(i)] via doubles()")
     }
     if let ints = e["ints"]?.arrayValue {
-        #expect(try t.int64s() == ints.compactMap { if case .int(let v) = $0 { return v } else { return nil } }, "\(t.name)")
+        #expect(
+            try t.int64s() == ints.compactMap { if case .int(let v) = $0 { return v } else { return nil } }, "\(t.name)"
+        )
         #expect(throws: FormatError.self) { try t.floats() }
     } else {
         #expect(try t.floats().count == values.count)
@@ -126,12 +130,15 @@ struct SafetensorsTests {
         #expect(try scalar.floats() == [2.5])
     }
 
-    @Test("sharded checkpoint with Kimi-style shard names", arguments: ["sharded", "sharded/", "sharded/model.safetensors.index.json"])
+    @Test(
+        "sharded checkpoint with Kimi-style shard names",
+        arguments: ["sharded", "sharded/", "sharded/model.safetensors.index.json"])
     func sharded(_ rel: String) throws {
         let e = try #require(ReaderFixtures.expected["checkpoints"]?["sharded"])
         let c = try SafetensorsCheckpoint(path: ReaderFixtures.path(rel))
         #expect(c.indexPath != nil)
-        #expect(c.files.map { ($0.path as NSString).lastPathComponent }
+        #expect(
+            c.files.map { ($0.path as NSString).lastPathComponent }
                 == ["model-1-of-35.safetensors", "model-2-of-35.safetensors", "model-36-of-36.safetensors"])
         #expect(c.names == (e["order"]?.arrayValue ?? []).compactMap(\.stringValue))
         #expect(c.totalBytes == e["total_bytes"]?.intValue)
@@ -162,21 +169,28 @@ struct SafetensorsTests {
 
     @Test("natural order of shard names")
     func natural() {
-        let names = ["model-36-of-36.safetensors", "model-10-of-35.safetensors", "model-2-of-35.safetensors",
-                     "model-1-of-35.safetensors", "model-00003-of-00035.safetensors"]
-        #expect(names.sorted(by: naturalLess) == ["model-1-of-35.safetensors", "model-2-of-35.safetensors",
-                                                  "model-00003-of-00035.safetensors", "model-10-of-35.safetensors",
-                                                  "model-36-of-36.safetensors"])
+        let names = [
+            "model-36-of-36.safetensors", "model-10-of-35.safetensors", "model-2-of-35.safetensors",
+            "model-1-of-35.safetensors", "model-00003-of-00035.safetensors",
+        ]
+        #expect(
+            names.sorted(by: naturalLess) == [
+                "model-1-of-35.safetensors", "model-2-of-35.safetensors",
+                "model-00003-of-00035.safetensors", "model-10-of-35.safetensors",
+                "model-36-of-36.safetensors",
+            ])
         #expect(SafetensorsCheckpoint.isPlainFileName("model-1-of-35.safetensors"))
-        for bad in ["", ".", "..", "../x", "a/b", "a\\b", "/abs"] { #expect(!SafetensorsCheckpoint.isPlainFileName(bad)) }
+        for bad in ["", ".", "..", "../x", "a/b", "a\\b", "/abs"] {
+            #expect(!SafetensorsCheckpoint.isPlainFileName(bad))
+        }
     }
 
     // MARK: malformed input
 
     struct Case: Sendable, CustomStringConvertible {
-        let fixture: String   // file, or folder for checkpoints
-        let file: String      // the file the error must name, relative to the fixtures root
-        let message: [String] // substrings the message must contain
+        let fixture: String  // file, or folder for checkpoints
+        let file: String  // the file the error must name, relative to the fixtures root
+        let message: [String]  // substrings the message must contain
         var description: String { fixture }
     }
 
@@ -209,26 +223,36 @@ struct SafetensorsTests {
         let base = "malformed/checkpoints/"
         let index = "/model.safetensors.index.json"
         return [
-            Case(fixture: base + "shard_missing", file: base + "shard_missing" + index,
-                 message: ["shard model-2-of-2.safetensors (holding tensor 'b') does not exist"]),
-            Case(fixture: base + "shard_dotdot", file: base + "shard_dotdot" + index,
-                 message: ["weight_map['a'] = '../model-1-of-1.safetensors' is not a plain file name"]),
-            Case(fixture: base + "shard_slash", file: base + "shard_slash" + index,
-                 message: ["'sub/model-1-of-1.safetensors' is not a plain file name"]),
-            Case(fixture: base + "wrong_shard", file: base + "wrong_shard" + index,
-                 message: ["tensor 'a' is not in shard model-2-of-2.safetensors, where the index says it is"]),
-            Case(fixture: base + "unindexed", file: base + "unindexed/model-2-of-2.safetensors",
-                 message: ["tensor 'c' is in this shard but not in the index"]),
-            Case(fixture: base + "duplicate", file: base + "duplicate/model-2-of-2.safetensors",
-                 message: ["tensor 'a' is also in", "model-1-of-2.safetensors"]),
-            Case(fixture: base + "index_no_weight_map", file: base + "index_no_weight_map" + index,
-                 message: ["index has no weight_map"]),
-            Case(fixture: base + "index_value_not_string", file: base + "index_value_not_string" + index,
-                 message: ["weight_map['a'] is 1, not a shard file name"]),
-            Case(fixture: base + "index_not_json", file: base + "index_not_json" + index,
-                 message: ["JSON ends early"]),
-            Case(fixture: base + "no_model", file: base + "no_model",
-                 message: ["neither model.safetensors.index.json nor model.safetensors"]),
+            Case(
+                fixture: base + "shard_missing", file: base + "shard_missing" + index,
+                message: ["shard model-2-of-2.safetensors (holding tensor 'b') does not exist"]),
+            Case(
+                fixture: base + "shard_dotdot", file: base + "shard_dotdot" + index,
+                message: ["weight_map['a'] = '../model-1-of-1.safetensors' is not a plain file name"]),
+            Case(
+                fixture: base + "shard_slash", file: base + "shard_slash" + index,
+                message: ["'sub/model-1-of-1.safetensors' is not a plain file name"]),
+            Case(
+                fixture: base + "wrong_shard", file: base + "wrong_shard" + index,
+                message: ["tensor 'a' is not in shard model-2-of-2.safetensors, where the index says it is"]),
+            Case(
+                fixture: base + "unindexed", file: base + "unindexed/model-2-of-2.safetensors",
+                message: ["tensor 'c' is in this shard but not in the index"]),
+            Case(
+                fixture: base + "duplicate", file: base + "duplicate/model-2-of-2.safetensors",
+                message: ["tensor 'a' is also in", "model-1-of-2.safetensors"]),
+            Case(
+                fixture: base + "index_no_weight_map", file: base + "index_no_weight_map" + index,
+                message: ["index has no weight_map"]),
+            Case(
+                fixture: base + "index_value_not_string", file: base + "index_value_not_string" + index,
+                message: ["weight_map['a'] is 1, not a shard file name"]),
+            Case(
+                fixture: base + "index_not_json", file: base + "index_not_json" + index,
+                message: ["JSON ends early"]),
+            Case(
+                fixture: base + "no_model", file: base + "no_model",
+                message: ["neither model.safetensors.index.json nor model.safetensors"]),
         ]
     }()
 
@@ -311,4 +335,38 @@ struct SafetensorsTests {
         #expect(loaded + rejected == 400)
         #expect(rejected > 100)
     }
+}
+
+/// Item 8 of issue 12: a header naming one tensor twice was accepted (the last copy won), and an
+/// escaped NUL in a name was cut there (`lm_head.weight\u0000x` read as `lm_head.weight`). The
+/// reference library rejects both; so does this reader, naming the file and the key.
+@Test(arguments: [
+    (
+        #"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#,
+        "'a' appears twice"
+    ),
+    (
+        #"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"\u0061":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#,
+        "'a' appears twice"
+    ),
+    (#"{"lm_head.weight\u0000x":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#, "contains U+0000"),
+    (#"{"__metadata__":{"k\u0000":"v"},"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#, "contains U+0000"),
+])
+func safetensorsDuplicateOrNULTensorNamesAreRejected(_ header: String, _ want: String) throws {
+    let path = NSTemporaryDirectory() + "st-hostile-\(UUID().uuidString).safetensors"
+    defer { unlink(path) }
+    var bytes: [UInt8] = []
+    withUnsafeBytes(of: UInt64(header.utf8.count).littleEndian) { bytes += $0 }
+    bytes += Array(header.utf8) + [UInt8](repeating: 0, count: 8)
+    #expect(FileManager.default.createFile(atPath: path, contents: Data(bytes)))
+    let error = #expect(throws: FormatError.self) { _ = try SafetensorsFile(path: path) }
+    #expect(error?.file == path && error?.message.contains(want) == true, "\(error?.message ?? "no error")")
+    #expect(error?.message.contains("\n") == false)
+}
+
+/// Keys that only look alike stay distinct, and a repeated key elsewhere in JSON keeps the last value.
+@Test func jsonKeyCheckKeepsDistinctKeysAndLastWinsOutsideSafetensors() throws {
+    let v = try JSONValue.parse(#"{"a":1,"A":2,"a\/b":3,"x":[{"a":1},{"a":2}],"d":{"k":1,"k":2}}"#, file: "t.json")
+    #expect(v["a"] == 1 && v["A"] == 2 && v["a/b"] == 3 && v["d"]?["k"] == 2)
+    #expect(throws: FormatError.self) { _ = try JSONValue.parse(#"{"a\u0000":1}"#, file: "t.json") }
 }

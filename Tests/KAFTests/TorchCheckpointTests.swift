@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import KAF
 
 #if canImport(Glibc)
@@ -27,14 +28,16 @@ private struct ExpectedTensor {
 
 private let expected: [String: [ExpectedTensor]] = {
     guard let data = FileManager.default.contents(atPath: fixture("expected.json")),
-          let json = try? JSONSerialization.jsonObject(with: data) as? [String: [[String: Any]]] else { return [:] }
+        let json = try? JSONSerialization.jsonObject(with: data) as? [String: [[String: Any]]]
+    else { return [:] }
     return json.mapValues { list in
         list.map { t in
-            ExpectedTensor(path: t["path"] as? [String] ?? [], dtype: t["dtype"] as? String ?? "",
-                           shape: (t["shape"] as? [NSNumber] ?? []).map(\.intValue),
-                           contiguous: t["contiguous"] as? Bool ?? false,
-                           parameter: t["parameter"] as? Bool ?? false,
-                           values: (t["hex"] as? [String] ?? []).map { Double($0) ?? .nan })
+            ExpectedTensor(
+                path: t["path"] as? [String] ?? [], dtype: t["dtype"] as? String ?? "",
+                shape: (t["shape"] as? [NSNumber] ?? []).map(\.intValue),
+                contiguous: t["contiguous"] as? Bool ?? false,
+                parameter: t["parameter"] as? Bool ?? false,
+                values: (t["hex"] as? [String] ?? []).map { Double($0) ?? .nan })
         }
     }
 }()
@@ -45,13 +48,15 @@ private func lookup(_ root: PickleValue, _ path: [String]) -> PickleValue? {
     for k in path {
         switch v {
         case .dict(let items):
-            guard let hit = items.first(where: { key, _ in
-                switch key {
-                case .string(let s): s == k
-                case .int(let i): String(i) == k
-                default: false
-                }
-            }) else { return nil }
+            guard
+                let hit = items.first(where: { key, _ in
+                    switch key {
+                    case .string(let s): s == k
+                    case .int(let i): String(i) == k
+                    default: false
+                    }
+                })
+            else { return nil }
             v = hit.value
         case .list(let a), .tuple(let a):
             guard let i = Int(k), a.indices.contains(i) else { return nil }
@@ -68,8 +73,10 @@ private func lookup(_ root: PickleValue, _ path: [String]) -> PickleValue? {
     #expect(expected.count >= 8, "expected.json missing or unreadable at \(fixture("expected.json"))")
 }
 
-@Test(arguments: ["state_dict.pt", "nested.pt", "views.pt", "archive_prefix.pt", "protocol4.pt",
-                  "protocol5.pt", "zip64.pt", "crafted_ok.pt"])
+@Test(arguments: [
+    "state_dict.pt", "nested.pt", "views.pt", "archive_prefix.pt", "protocol4.pt",
+    "protocol5.pt", "zip64.pt", "crafted_ok.pt",
+])
 func torchCheckpointMatchesTorchValues(_ name: String) throws {
     let ckpt = try TorchCheckpoint(path: fixture(name))
     let tensors = try #require(expected[name])
@@ -94,8 +101,11 @@ func torchCheckpointMatchesTorchValues(_ name: String) throws {
     let ckpt = try TorchCheckpoint(path: fixture("state_dict.pt"))
     #expect(ckpt.prefix == "state_dict/")
     let sd = try ckpt.stateDict()
-    #expect(sd.map(\.name) == ["linear.weight", "linear.bias", "half", "bf16", "f64", "i64", "i32", "i16",
-                               "i8", "u8", "mask", "scalar", "empty", "param"])
+    #expect(
+        sd.map(\.name) == [
+            "linear.weight", "linear.bias", "half", "bf16", "f64", "i64", "i32", "i16",
+            "i8", "u8", "mask", "scalar", "empty", "param",
+        ])
     #expect(try ckpt.tensors(prefix: "linear.").map(\.name) == ["linear.weight", "linear.bias"])
     let scalar = try #require(sd.first { $0.name == "scalar" }?.tensor)
     #expect(scalar.shape.isEmpty && scalar.count == 1)
@@ -140,7 +150,9 @@ func torchCheckpointMatchesTorchValues(_ name: String) throws {
     let t = try #require(sd["transposed"])
     #expect(!t.isContiguous && t.contiguousBytes == nil && t.strides == [1, 4])
     // The gathered copy is row-major: element [0][1] of the transpose is base[4].
-    let gathered = try t.withContiguousBytes { b in (0 ..< 3).map { b.loadUnaligned(fromByteOffset: 4 * $0, as: Float.self) } }
+    let gathered = try t.withContiguousBytes { b in
+        (0 ..< 3).map { b.loadUnaligned(fromByteOffset: 4 * $0, as: Float.self) }
+    }
     #expect(gathered == [0, 4, 8])
     let e = try #require(sd["expanded"])
     #expect(e.strides == [0, 1])
@@ -149,14 +161,27 @@ func torchCheckpointMatchesTorchValues(_ name: String) throws {
 
 @Test func torchCheckpointProtocol4Values() throws {
     let ckpt = try TorchCheckpoint(path: fixture("protocol4.pt"))
-    guard case .bytes(let b)? = ckpt.root["bytes"] else { Issue.record("bytes"); return }
+    guard case .bytes(let b)? = ckpt.root["bytes"] else {
+        Issue.record("bytes")
+        return
+    }
     #expect(b == [0, 0xFF, 0x72, 0x61, 0x77])
-    guard case .set(let s)? = ckpt.root["set"] else { Issue.record("set"); return }
+    guard case .set(let s)? = ckpt.root["set"] else {
+        Issue.record("set")
+        return
+    }
     #expect(s.compactMap(\.intValue).sorted() == [1, 2])
-    guard case .bigInt(let big)? = ckpt.root["big"] else { Issue.record("big int"); return }
+    guard case .bigInt(let big)? = ckpt.root["big"] else {
+        Issue.record("big int")
+        return
+    }
     #expect(big == [0, 0, 0, 0, 0, 0, 0, 0, 0x40])  // 2^70, little-endian two's complement
     guard case .tuple(let t)? = ckpt.root["t"], t.count == 4, case .float(1.5) = t[0], case .none = t[1],
-          case .bool(true) = t[2], case .string("x") = t[3] else { Issue.record("tuple \(String(describing: ckpt.root["t"]))"); return }
+        case .bool(true) = t[2], case .string("x") = t[3]
+    else {
+        Issue.record("tuple \(String(describing: ckpt.root["t"]))")
+        return
+    }
 }
 
 // MARK: - Hostile and malformed files
@@ -218,30 +243,77 @@ private struct LEBytes {
 
 /// Writes `entries` as a ZIP64 archive whose first local header is at `gap` (a sparse hole before
 /// it), so every offset is above 4 GiB.
-private func writeSparseZip64(_ entries: [(name: String, data: [UInt8], crc: UInt32)], gap: UInt64, to path: String) throws {
+private func writeSparseZip64(_ entries: [(name: String, data: [UInt8], crc: UInt32)], gap: UInt64, to path: String)
+    throws
+{
     var out = LEBytes(), cd = LEBytes()
     for e in entries {
         let offset = gap + UInt64(out.b.count)
         let name = Array(e.name.utf8)
-        out.u32(0x0403_4b50); out.u16(45); out.u16(0); out.u16(0); out.u32(0); out.u32(e.crc)
-        out.u32(0xFFFF_FFFF); out.u32(0xFFFF_FFFF); out.u16(name.count); out.u16(20)
+        out.u32(0x0403_4b50)
+        out.u16(45)
+        out.u16(0)
+        out.u16(0)
+        out.u32(0)
+        out.u32(e.crc)
+        out.u32(0xFFFF_FFFF)
+        out.u32(0xFFFF_FFFF)
+        out.u16(name.count)
+        out.u16(20)
         out.b += name
-        out.u16(1); out.u16(16); out.u64(UInt64(e.data.count)); out.u64(UInt64(e.data.count))
+        out.u16(1)
+        out.u16(16)
+        out.u64(UInt64(e.data.count))
+        out.u64(UInt64(e.data.count))
         out.b += e.data
-        cd.u32(0x0201_4b50); cd.u16(45); cd.u16(45); cd.u16(0); cd.u16(0); cd.u32(0); cd.u32(e.crc)
-        cd.u32(0xFFFF_FFFF); cd.u32(0xFFFF_FFFF); cd.u16(name.count); cd.u16(28); cd.u16(0); cd.u16(0)
-        cd.u16(0); cd.u32(0); cd.u32(0xFFFF_FFFF)
+        cd.u32(0x0201_4b50)
+        cd.u16(45)
+        cd.u16(45)
+        cd.u16(0)
+        cd.u16(0)
+        cd.u32(0)
+        cd.u32(e.crc)
+        cd.u32(0xFFFF_FFFF)
+        cd.u32(0xFFFF_FFFF)
+        cd.u16(name.count)
+        cd.u16(28)
+        cd.u16(0)
+        cd.u16(0)
+        cd.u16(0)
+        cd.u32(0)
+        cd.u32(0xFFFF_FFFF)
         cd.b += name
-        cd.u16(1); cd.u16(24); cd.u64(UInt64(e.data.count)); cd.u64(UInt64(e.data.count)); cd.u64(offset)
+        cd.u16(1)
+        cd.u16(24)
+        cd.u64(UInt64(e.data.count))
+        cd.u64(UInt64(e.data.count))
+        cd.u64(offset)
     }
     let cdOffset = gap + UInt64(out.b.count)
     out.b += cd.b
     let z64 = gap + UInt64(out.b.count)
-    out.u32(0x0606_4b50); out.u64(44); out.u16(45); out.u16(45); out.u32(0); out.u32(0)
-    out.u64(UInt64(entries.count)); out.u64(UInt64(entries.count)); out.u64(UInt64(cd.b.count)); out.u64(cdOffset)
-    out.u32(0x0706_4b50); out.u32(0); out.u64(z64); out.u32(1)
-    out.u32(0x0605_4b50); out.u16(0); out.u16(0); out.u16(0xFFFF); out.u16(0xFFFF)
-    out.u32(0xFFFF_FFFF); out.u32(0xFFFF_FFFF); out.u16(0)
+    out.u32(0x0606_4b50)
+    out.u64(44)
+    out.u16(45)
+    out.u16(45)
+    out.u32(0)
+    out.u32(0)
+    out.u64(UInt64(entries.count))
+    out.u64(UInt64(entries.count))
+    out.u64(UInt64(cd.b.count))
+    out.u64(cdOffset)
+    out.u32(0x0706_4b50)
+    out.u32(0)
+    out.u64(z64)
+    out.u32(1)
+    out.u32(0x0605_4b50)
+    out.u16(0)
+    out.u16(0)
+    out.u16(0xFFFF)
+    out.u16(0xFFFF)
+    out.u32(0xFFFF_FFFF)
+    out.u32(0xFFFF_FFFF)
+    out.u16(0)
     let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
     guard fd >= 0 else { throw FormatError(path, "cannot create") }
     defer { close(fd) }
@@ -290,9 +362,15 @@ private func exercise(_ load: () throws -> PickleValue, file: String) -> Bool {
     do {
         func walk(_ v: PickleValue) throws {
             switch v {
-            case .tensor(let t): _ = try t.doubles(); _ = try t.withContiguousBytes { $0.count }
+            case .tensor(let t):
+                _ = try t.doubles()
+                _ = try t.withContiguousBytes { $0.count }
             case .list(let a), .tuple(let a), .set(let a): try a.forEach(walk)
-            case .dict(let items): try items.forEach { try walk($0.key); try walk($0.value) }
+            case .dict(let items):
+                try items.forEach {
+                    try walk($0.key)
+                    try walk($0.value)
+                }
             default: break
             }
         }
@@ -315,7 +393,12 @@ private func exercise(_ load: () throws -> PickleValue, file: String) -> Bool {
     for i in 0 ..< 300 {
         let bytes = mutate(good, &rng)
         #expect(FileManager.default.createFile(atPath: path, contents: Data(bytes)))
-        let ok = exercise({ let c = try TorchCheckpoint(path: path); loaded += 1; return c.root }, file: path)
+        let ok = exercise(
+            {
+                let c = try TorchCheckpoint(path: path)
+                loaded += 1
+                return c.root
+            }, file: path)
         #expect(ok, "iteration \(i)")
     }
     #expect(loaded > 0, "some mutations (in storage bytes) should still load")
@@ -331,14 +414,48 @@ private func exercise(_ load: () throws -> PickleValue, file: String) -> Bool {
     var rng = SplitMix64(state: 0x5EED_0002)
     for i in 0 ..< 400 {
         let bytes = mutate(good, &rng)
-        let ok = exercise({
-            try bytes.withUnsafeBytes { buf in
-                var cache: [String: TorchStorage] = [:]
-                return try PickleMachine.load(buf, file: path, what: entry.name) { pid in
-                    try TorchCheckpoint.loadStorage(pid, archive: zip, prefix: prefix, cache: &cache)
+        let ok = exercise(
+            {
+                try bytes.withUnsafeBytes { buf in
+                    var cache: [String: TorchStorage] = [:]
+                    return try PickleMachine.load(buf, file: path, what: entry.name) { pid in
+                        try TorchCheckpoint.loadStorage(pid, archive: zip, prefix: prefix, cache: &cache)
+                    }
                 }
-            }
-        }, file: path)
+            }, file: path)
         #expect(ok, "iteration \(i)")
+    }
+}
+
+// MARK: - Input-controlled depth (issue 12, item 2)
+
+/// `_rebuild_from_type_v2(_rebuild_from_type_v2, Tensor, (_rebuild_from_type_v2, Tensor, (…), {}), {})`
+/// nested `levels` deep, the innermost arguments an empty tuple.
+private func nestedRebuildFromTypePickle(levels: Int) -> [UInt8] {
+    var b: [UInt8] = [0x80, 0x02]
+    b += Array("ctorch._tensor\n_rebuild_from_type_v2\n".utf8) + [0x71, 0]  // GLOBAL, BINPUT 0
+    b += Array("ctorch\nTensor\n".utf8) + [0x71, 1, 0x30]  // GLOBAL, BINPUT 1, POP
+    for _ in 0 ..< levels { b += [0x28, 0x68, 0, 0x68, 1] }  // MARK, BINGET 0, BINGET 1
+    b += [0x29]  // EMPTY_TUPLE: the innermost arguments
+    for _ in 0 ..< levels { b += [0x7D, 0x74] }  // EMPTY_DICT (state), TUPLE
+    b += [0x52, 0x2E]  // REDUCE, STOP
+    return b
+}
+
+/// About 30,000 nested rebuilds crashed the reader (SIGSEGV: one native stack frame per level); any
+/// depth is one error now.
+@Test(arguments: [3, 10_000, 30_000, 200_000])
+func pickleNestedRebuildFromTypeV2IsAnErrorNotACrash(_ levels: Int) {
+    let bytes = nestedRebuildFromTypePickle(levels: levels)
+    let error = #expect(throws: FormatError.self) {
+        _ = try bytes.withUnsafeBytes { buf in
+            try PickleMachine.load(buf, file: "deep.pt", what: "archive/data.pkl") { $0 }
+        }
+    }
+    #expect(error?.file == "deep.pt")
+    #expect(error?.message.contains("\n") == false)
+    if levels > PickleMachine.maxDepth {
+        #expect(
+            error?.message.contains("nests deeper than \(PickleMachine.maxDepth)") == true, "\(error?.message ?? "")")
     }
 }

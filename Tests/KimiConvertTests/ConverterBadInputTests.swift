@@ -1,13 +1,14 @@
-import Testing
 import Foundation
+import Testing
+
 @testable import KAF
 @testable import KimiConvert
 
 /// A broken copy of the tiny release: one clear error naming the file, and no output left behind.
 struct BrokenRelease: CustomTestStringConvertible, Sendable {
     let name: String
-    let expect: String          // in the message
-    let file: String            // the error's file ends with this
+    let expect: String  // in the message
+    let file: String  // the error's file ends with this
     let breakIt: @Sendable (String) throws -> Void
     var testDescription: String { name }
 }
@@ -19,7 +20,10 @@ private func edit(_ path: String, _ f: (inout String) -> Void) throws {
 }
 
 let brokenReleases: [BrokenRelease] = [
-    BrokenRelease(name: "shard named in the index is absent", expect: "model-2-of-3.safetensors", file: "model.safetensors.index.json") {
+    BrokenRelease(
+        name: "shard named in the index is absent", expect: "model-2-of-3.safetensors",
+        file: "model.safetensors.index.json"
+    ) {
         try FileManager.default.removeItem(atPath: $0 + "/model-2-of-3.safetensors")
     },
     BrokenRelease(name: "truncated shard", expect: "", file: "model-1-of-3.safetensors") {
@@ -27,14 +31,25 @@ let brokenReleases: [BrokenRelease] = [
         let d = try Data(contentsOf: URL(fileURLWithPath: p))
         try d.prefix(d.count - 1000).write(to: URL(fileURLWithPath: p))
     },
-    BrokenRelease(name: "shape does not match config.json", expect: "config implies", file: "model-1-of-3.safetensors") {
-        try edit($0 + "/config.json") { $0 = $0.replacingOccurrences(of: "\"intermediate_size\": 128", with: "\"intermediate_size\": 96") }
+    BrokenRelease(name: "shape does not match config.json", expect: "config implies", file: "model-1-of-3.safetensors")
+    {
+        try edit($0 + "/config.json") {
+            $0 = $0.replacingOccurrences(of: "\"intermediate_size\": 128", with: "\"intermediate_size\": 96")
+        }
     },
-    BrokenRelease(name: "unknown architecture", expect: "unknown architecture 'LlamaForCausalLM'", file: "config.json") {
-        try edit($0 + "/config.json") { $0 = $0.replacingOccurrences(of: "MoonshotKimiaForCausalLM", with: "LlamaForCausalLM") }
+    BrokenRelease(name: "unknown architecture", expect: "unknown architecture 'LlamaForCausalLM'", file: "config.json")
+    {
+        try edit($0 + "/config.json") {
+            $0 = $0.replacingOccurrences(of: "MoonshotKimiaForCausalLM", with: "LlamaForCausalLM")
+        }
     },
-    BrokenRelease(name: "fewer layers in config than in the shards", expect: "unexpected tensor 'model.layers.3.", file: "model-2-of-3.safetensors") {
-        try edit($0 + "/config.json") { $0 = $0.replacingOccurrences(of: "\"num_hidden_layers\": 4", with: "\"num_hidden_layers\": 3") }
+    BrokenRelease(
+        name: "fewer layers in config than in the shards", expect: "unexpected tensor 'model.layers.3.",
+        file: "model-2-of-3.safetensors"
+    ) {
+        try edit($0 + "/config.json") {
+            $0 = $0.replacingOccurrences(of: "\"num_hidden_layers\": 4", with: "\"num_hidden_layers\": 3")
+        }
     },
     BrokenRelease(name: "vocoder weights missing", expect: "missing", file: "vocoder/model.pt") {
         try FileManager.default.removeItem(atPath: $0 + "/vocoder/model.pt")
@@ -43,10 +58,46 @@ let brokenReleases: [BrokenRelease] = [
         try FileManager.default.removeItem(atPath: $0 + "/tiktoken.model")
     },
     BrokenRelease(name: "DiT config has no model.dit", expect: "no model.dit section", file: "config.yaml") {
-        try "normalize_mel: true\n".write(toFile: $0 + "/audio_detokenizer/config.yaml", atomically: true, encoding: .utf8)
+        try "normalize_mel: true\n".write(
+            toFile: $0 + "/audio_detokenizer/config.yaml", atomically: true, encoding: .utf8)
     },
     BrokenRelease(name: "GLM tokenizer config missing", expect: "no GLM-4-Voice tokenizer", file: "tiny") {
         try FileManager.default.removeItem(atPath: $0 + "/glm-4-voice-tokenizer/config.json")
+    },
+    // Issue 12 item 11: config values the converter records are checked against the model.
+    BrokenRelease(
+        name: "MIMO branch from layer 99 of 4", expect: "kimia_mimo_transformer_from_layer_index", file: "config.json"
+    ) {
+        try edit($0 + "/config.json") {
+            $0 = $0.replacingOccurrences(
+                of: "\"kimia_mimo_transformer_from_layer_index\": 1",
+                with: "\"kimia_mimo_transformer_from_layer_index\": 99")
+        }
+    },
+    BrokenRelease(
+        name: "MIMO branch from layer -5", expect: "kimia_mimo_transformer_from_layer_index", file: "config.json"
+    ) {
+        try edit($0 + "/config.json") {
+            $0 = $0.replacingOccurrences(
+                of: "\"kimia_mimo_transformer_from_layer_index\": 1",
+                with: "\"kimia_mimo_transformer_from_layer_index\": -5")
+        }
+    },
+    BrokenRelease(name: "rope_theta -1", expect: "'rope_theta' is -1", file: "config.json") {
+        try edit($0 + "/config.json") {
+            $0 = $0.replacingOccurrences(of: "\"rope_theta\": 1000000.0", with: "\"rope_theta\": -1")
+        }
+    },
+    BrokenRelease(name: "rms_norm_eps 0", expect: "'rms_norm_eps' is 0", file: "config.json") {
+        try edit($0 + "/config.json") {
+            $0 = $0.replacingOccurrences(of: "\"rms_norm_eps\": 1e-06", with: "\"rms_norm_eps\": 0")
+        }
+    },
+    BrokenRelease(name: "fewer MIMO layers in config than in the shards", expect: "mimo_layers.1.", file: "safetensors")
+    {
+        try edit($0 + "/config.json") {
+            $0 = $0.replacingOccurrences(of: "\"kimia_mimo_layers\": 2", with: "\"kimia_mimo_layers\": 1")
+        }
     },
     BrokenRelease(name: "NaN inside a weight", expect: "non-finite", file: "model-1-of-3.safetensors") { dir in
         // Overwrite the first value of a weight with a bf16 NaN, found through the reader.
@@ -56,7 +107,9 @@ let brokenReleases: [BrokenRelease] = [
             return try f.tensor(named: "model.layers.0.mlp.up_proj.weight").fileOffset
         }()
         let h = try FileHandle(forWritingTo: URL(fileURLWithPath: p))
-        try h.seek(toOffset: UInt64(off)); h.write(Data([0xC0, 0x7F])); try h.close()
+        try h.seek(toOffset: UInt64(off))
+        h.write(Data([0xC0, 0x7F]))
+        try h.close()
     },
 ]
 
@@ -70,7 +123,8 @@ let brokenReleases: [BrokenRelease] = [
         try c.breakIt(dir)
         let out = root + "/out.kaf"
         do {
-            let plan = try Converter.plan(ConvertOptions(input: dir, policy: PrecisionPolicy(mode: .quantized(bits: 4, group: 32))))
+            let plan = try Converter.plan(
+                ConvertOptions(input: dir, policy: PrecisionPolicy(mode: .quantized(bits: 4, group: 32))))
             try ConversionRunner(plan: plan, threads: 2).write(to: out, overwrite: false)
             Issue.record("\(c.name): converted without an error")
         } catch let e as FormatError {

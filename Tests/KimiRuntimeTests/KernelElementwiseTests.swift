@@ -1,5 +1,6 @@
-import Testing
 import Foundation
+import Testing
+
 @testable import KimiRuntime
 import KimiSIMD
 
@@ -21,13 +22,16 @@ import KimiSIMD
             let y = buf.floats(n), r = buf.floats(n)
             // f32 statistics summed in a different order: the 1/rms factor differs by ≲ n/8·ε; the
             // per-element product adds 2ε. 1e-5 relative covers n ≤ 1003 with margin.
-            rmsNorm(x, weight: w, eps: 1e-6, y, count: n); rmsNorm_ref(x, weight: w, eps: 1e-6, r, count: n)
+            rmsNorm(x, weight: w, eps: 1e-6, y, count: n)
+            rmsNorm_ref(x, weight: w, eps: 1e-6, r, count: n)
             #expect(maxRelErr(y, r, n, floor: 1e-3) < 1e-5, "rms n=\(n)")
             // With a bias an output can cancel to ~0 while its terms are O(1) (normalised x, w and
             // bias ~ N(0, 1)): measure relative to a floor of 0.1, i.e. 1e-6 absolute ≈ 8 ulp of 1.
-            layerNorm(x, weight: w, bias: bias, eps: 1e-5, y, count: n); layerNorm_ref(x, weight: w, bias: bias, eps: 1e-5, r, count: n)
+            layerNorm(x, weight: w, bias: bias, eps: 1e-5, y, count: n)
+            layerNorm_ref(x, weight: w, bias: bias, eps: 1e-5, r, count: n)
             #expect(maxRelErr(y, r, n, floor: 0.1) < 1e-5, "ln n=\(n)")
-            layerNorm(x, weight: nil, bias: nil, eps: 1e-5, y, count: n); layerNorm_ref(x, weight: nil, bias: nil, eps: 1e-5, r, count: n)
+            layerNorm(x, weight: nil, bias: nil, eps: 1e-5, y, count: n)
+            layerNorm_ref(x, weight: nil, bias: nil, eps: 1e-5, r, count: n)
             #expect(maxRelErr(y, r, n, floor: 1e-2) < 1e-5, "ln plain n=\(n)")
         }
         // in place
@@ -48,9 +52,11 @@ import KimiSIMD
             let x = buf.random(heads * d, &rng), y = buf.floats(heads * d)
             y.update(from: x, count: heads * d)
             // Same operations per element in the same order: bit-identical (no FMA contraction in Swift).
-            ropeNeox(x, heads: heads, headDim: d, cos: c, sin: s); ropeNeox_ref(y, heads: heads, headDim: d, cos: c, sin: s)
+            ropeNeox(x, heads: heads, headDim: d, cos: c, sin: s)
+            ropeNeox_ref(y, heads: heads, headDim: d, cos: c, sin: s)
             for i in 0 ..< heads * d { #expect(x[i] == y[i]) }
-            ropeInterleaved(x, heads: heads, headDim: d, cos: c, sin: s); ropeInterleaved_ref(y, heads: heads, headDim: d, cos: c, sin: s)
+            ropeInterleaved(x, heads: heads, headDim: d, cos: c, sin: s)
+            ropeInterleaved_ref(y, heads: heads, headDim: d, cos: c, sin: s)
             for i in 0 ..< heads * d { #expect(x[i] == y[i]) }
         }
         // position 0 is the identity
@@ -68,10 +74,10 @@ import KimiSIMD
         let buf = KernelBuffers()
         var rng = KernelRNG(seed: 21)
         for (n, d) in [(1, 128), (2, 128), (7, 128), (301, 128), (5, 64), (9, 40), (3, 20)] {
-            let stride = 3 * d + 8   // rows of a KV cache holding more heads than this one
+            let stride = 3 * d + 8  // rows of a KV cache holding more heads than this one
             let q = buf.random(d, &rng), k = buf.random(n * stride, &rng, scale: 2), v = buf.random(n * stride, &rng)
             let s1 = buf.floats(n), s2 = buf.floats(n), o1 = buf.floats(d), o2 = buf.floats(d)
-            for i in 0 ..< d { o1[i] = .nan }   // the kernel must overwrite out, not add to it
+            for i in 0 ..< d { o1[i] = .nan }  // the kernel must overwrite out, not add to it
             attentionHead(q, k: k + d, v: v + d, stride: stride, count: n, dim: d, scale: 0.3, scores: s1, out: o1)
             attentionHead_ref(q, k: k + d, v: v + d, stride: stride, count: n, dim: d, scale: 0.3, scores: s2, out: o2)
             // Dot products reordered (≤ d·ε relative to Σ|q·k|, here < 1e-4 absolute on scores of
@@ -135,23 +141,29 @@ import KimiSIMD
         var rng = KernelRNG(seed: 13)
         for n in Self.sizes {
             let x = buf.random(n, &rng, scale: 6), y = buf.floats(n), r = buf.floats(n)
-            y.update(from: x, count: n); r.update(from: x, count: n)
+            y.update(from: x, count: n)
+            r.update(from: x, count: n)
             // vexp is Cephes expf (≤ 2 ulp): softmax ≤ a few ε relative after normalisation.
-            softmax(y, count: n); softmax_ref(r, count: n)
+            softmax(y, count: n)
+            softmax_ref(r, count: n)
             #expect(maxRelErr(y, r, n, floor: 1e-30) < 2e-6, "softmax n=\(n)")
             var total: Float = 0
             for i in 0 ..< n { total += y[i] }
             #expect(abs(total - 1) < 1e-5)
-            silu(x, y, count: n); silu_ref(x, r, count: n)
+            silu(x, y, count: n)
+            silu_ref(x, r, count: n)
             #expect(maxRelErr(y, r, n, floor: 1e-3) < 2e-6, "silu n=\(n)")
             // GELU erf: A&S 7.1.26 has |erf error| ≤ 1.5e-7, so |Δgelu| ≤ 0.5·|x|·1.5e-7 + rounding.
-            geluErf(x, y, count: n); geluErf_ref(x, r, count: n)
+            geluErf(x, y, count: n)
+            geluErf_ref(x, r, count: n)
             for i in 0 ..< n { #expect(abs(y[i] - r[i]) <= 1.5e-7 * abs(x[i]) + 4 * Float.ulpOfOne * abs(r[i]) + 1e-9) }
             // GELU tanh: tanh via 1 − 2/(e^{2u}+1) has absolute error ~ε near 0.
-            geluTanh(x, y, count: n); geluTanh_ref(x, r, count: n)
+            geluTanh(x, y, count: n)
+            geluTanh_ref(x, r, count: n)
             for i in 0 ..< n { #expect(abs(y[i] - r[i]) <= 2e-7 * abs(x[i]) + 4 * Float.ulpOfOne * abs(r[i]) + 1e-9) }
             let up = buf.random(n, &rng)
-            swiglu(gate: x, up: up, y, count: n); swiglu_ref(gate: x, up: up, r, count: n)
+            swiglu(gate: x, up: up, y, count: n)
+            swiglu_ref(gate: x, up: up, r, count: n)
             #expect(maxRelErr(y, r, n, floor: 1e-3) < 3e-6, "swiglu n=\(n)")
         }
         // extremes: no NaN/inf from the clamped exp
@@ -172,31 +184,38 @@ import KimiSIMD
         var rng = KernelRNG(seed: 14)
         for n in Self.sizes {
             let a = buf.random(n, &rng), b = buf.random(n, &rng), y = buf.floats(n), r = buf.floats(n)
-            add(a, b, y, count: n); add_ref(a, b, r, count: n)
+            add(a, b, y, count: n)
+            add_ref(a, b, r, count: n)
             for i in 0 ..< n { #expect(y[i] == r[i]) }
-            y.update(from: a, count: n); r.update(from: a, count: n)
-            scale(y, 0.37, count: n); scale_ref(r, 0.37, count: n)
+            y.update(from: a, count: n)
+            r.update(from: a, count: n)
+            scale(y, 0.37, count: n)
+            scale_ref(r, 0.37, count: n)
             for i in 0 ..< n { #expect(y[i] == r[i]) }
             #expect(argmax(a, count: n) == argmax_ref(a, count: n))
         }
         let t = buf.floats(20)
         for i in 0 ..< 20 { t[i] = 1 }
-        t[3] = .nan; t[11] = 5; t[17] = 5
-        #expect(argmax(t, count: 20) == 11 && argmax_ref(t, count: 20) == 11)   // first of ties, NaN skipped
+        t[3] = .nan
+        t[11] = 5
+        t[17] = 5
+        #expect(argmax(t, count: 20) == 11 && argmax_ref(t, count: 20) == 11)  // first of ties, NaN skipped
         #expect(argmax(t, count: 0) == -1)
     }
 
-    @Test func threadPoolCoversEveryIndexOnce() {
-        let pool = ThreadPool(threads: 3, spinNanoseconds: 50_000)
+    @Test func threadPoolCoversEveryIndexOnce() throws {
+        let pool = try ThreadPool(threads: 3, spinNanoseconds: 50_000)
         let counts = UnsafeMutablePointer<Int>.allocate(capacity: 1000)
         defer { counts.deallocate() }
         for n in [0, 1, 2, 3, 5, 999, 1000] {
             for round in 0 ..< 50 {
                 counts.initialize(repeating: 0, count: 1000)
                 pool.parallelFor(n: n) { r in for i in r { counts[i] += 1 } }
-                for i in 0 ..< n where counts[i] != 1 { Issue.record("n=\(n) round \(round) index \(i) ran \(counts[i])×") }
+                for i in 0 ..< n where counts[i] != 1 {
+                    Issue.record("n=\(n) round \(round) index \(i) ran \(counts[i])×")
+                }
             }
-            if n == 999 { usleep(200) }   // let workers fall asleep once, then wake them
+            if n == 999 { usleep(200) }  // let workers fall asleep once, then wake them
         }
         var total = 0
         dispatchParallelFor(threads: 2, n: 10) { r in _ = r }

@@ -1,6 +1,7 @@
-import Testing
 import Foundation
 import KAF
+import Testing
+
 @testable import KimiConvert
 @testable import KimiRuntime
 
@@ -15,8 +16,8 @@ import KAF
         var rng = KernelRNG(seed: 1)
         let n = 32 * 13
         let x = buf.random(n, &rng, scale: 3)
-        for i in 0 ..< 32 { x[64 + i] = 0 }           // an all-zero block: d = 0, q = 0
-        x[200] = 1e-30                                 // a tiny block neighbour
+        for i in 0 ..< 32 { x[64 + i] = 0 }  // an all-zero block: d = 0, q = 0
+        x[200] = 1e-30  // a tiny block neighbour
         let a = buf.quantized(count: n), b = buf.quantized(count: n)
         quantizeActivations(x, into: a)
         quantizeActivations_ref(x, into: b)
@@ -26,7 +27,7 @@ import KAF
             // s = d·Σq: the SIMD sum of q is the same integer, so the product is the same float.
             #expect(a.s[j] == b.s[j] && a.sq[j] == b.sq[j])
             #expect(a.sq[j] == (0 ..< 32).reduce(Int32(0)) { $0 + Int32(a.qs[32 * j + $1]) })
-            for i in 0 ..< 32 {   // round-to-nearest error bound |x − d·q| ≤ d/2 (+ rounding of 1/d)
+            for i in 0 ..< 32 {  // round-to-nearest error bound |x − d·q| ≤ d/2 (+ rounding of 1/d)
                 #expect(abs(x[32 * j + i] - a.d[j] * Float(a.qs[32 * j + i])) <= a.d[j] * 0.5001 + 1e-37)
             }
         }
@@ -68,9 +69,14 @@ import KAF
                 let e = (32 * b) % G + j
                 let qa = Int(a.qs[32 * b + j])
                 let qw: Int
-                if q4 { let byte = blk.load(fromByteOffset: 2 + e % (G / 2), as: UInt8.self); qw = e < G / 2 ? Int(byte & 15) : Int(byte >> 4) }
-                else { qw = Int(blk.load(fromByteOffset: 2 + e, as: Int8.self)) }
-                m += abs(qw * qa); sa += qa
+                if q4 {
+                    let byte = blk.load(fromByteOffset: 2 + e % (G / 2), as: UInt8.self)
+                    qw = e < G / 2 ? Int(byte & 15) : Int(byte >> 4)
+                } else {
+                    qw = Int(blk.load(fromByteOffset: 2 + e, as: Int8.self))
+                }
+                m += abs(qw * qa)
+                sa += qa
             }
             B += c * Float(m + (q4 ? 8 * abs(sa) : 0))
         }
@@ -98,7 +104,10 @@ import KAF
                 //    |Δ| ≤ Σ_k |ŵ_k|·d_a(k)/2, plus f32 rounding (1e-5 of Σ|ŵ·x|).
                 dequantizeRow_ref(dtype, w.row(r), count: cols, into: tmp)
                 var bound: Float = 0, mag: Float = 0
-                for k in 0 ..< cols { bound += abs(tmp[k]) * a.d[k / 32] * 0.5001; mag += abs(tmp[k] * x[k]) }
+                for k in 0 ..< cols {
+                    bound += abs(tmp[k]) * a.d[k / 32] * 0.5001
+                    mag += abs(tmp[k] * x[k])
+                }
                 #expect(abs(y[r] - yf[r]) <= bound + 1e-5 * mag, "\(dtype.name) row \(r) vs float: \(y[r]) vs \(yf[r])")
             }
         }
@@ -127,12 +136,12 @@ import KAF
     func quantMatmulTilesMatchPerTokenIntegerReference(dtype: DType) {
         let buf = KernelBuffers()
         var rng = KernelRNG(seed: 5)
-        let rows = 21, cols = 256, T = 7   // 7 = one 4-token tile + a 3-token tail; 21 = 16 + 5 rows
+        let rows = 21, cols = 256, T = 7  // 7 = one 4-token tile + a 3-token tail; 21 = 16 + 5 rows
         let w = buf.weight(dtype, rows: rows, cols: cols, &rng)
         let X = buf.random(T * cols, &rng)
         let a = buf.quantized(count: cols, rows: T)
         quantizeActivations(X, ldx: cols, into: a)
-        let ldy = rows + 3                   // a padded Y row stride
+        let ldy = rows + 3  // a padded Y row stride
         let Y = buf.floats(T * ldy), yr = buf.floats(rows)
         matmul(w, X: X, ldx: cols, xq: a, tokens: T, Y: Y, ldy: ldy, rows: 0 ..< rows, scratch: nil)
         for t in 0 ..< T {
@@ -172,10 +181,10 @@ import KAF
         }
     }
 
-    @Test func threadedMatvecEqualsSingleThreaded() {
+    @Test func threadedMatvecEqualsSingleThreaded() throws {
         let buf = KernelBuffers()
         var rng = KernelRNG(seed: 7)
-        let pool = ThreadPool(threads: 2, spinNanoseconds: 100_000)
+        let pool = try ThreadPool(threads: 2, spinNanoseconds: 100_000)
         let rows = 103, cols = 512
         for dtype in [DType.q4_g32, .q8_g64, .bf16] {
             let w = buf.weight(dtype, rows: rows, cols: cols, &rng)
@@ -186,7 +195,7 @@ import KAF
             let xq: QuantizedActivations? = dtype.isQuantized ? a : nil
             matvec(w, x: x, xq: xq, y: y1, rows: 0 ..< rows)
             pool.parallelFor(n: rows) { matvec(w, x: x, xq: xq, y: y2, rows: $0) }
-            for r in 0 ..< rows { #expect(y1[r] == y2[r]) }   // rows are independent: bit-identical
+            for r in 0 ..< rows { #expect(y1[r] == y2[r]) }  // rows are independent: bit-identical
         }
     }
 }

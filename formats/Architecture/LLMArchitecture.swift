@@ -35,8 +35,18 @@ public struct LLMConfig: Sendable, Equatable {
                 "inconsistent sizes (hidden \(hidden), heads \(heads), kv heads \(kvHeads), layers \(layers))")
         }
         headDim = hidden / heads
-        eps = Float(try c.double("rms_norm_eps", default: 1e-6))
-        ropeTheta = Float(try c.double("rope_theta", default: 10000))
+        // Ranges that keep the arithmetic finite: eps 0 divides a zero row by zero, a RoPE base ≤ 1
+        // gives no decreasing frequencies (negative: NaN).
+        let eps = try c.double("rms_norm_eps", default: 1e-6)
+        guard eps > 0, eps <= 0.1 else {
+            throw FormatError(file, "config value 'rms_norm_eps' is \(eps), outside (0, 0.1]")
+        }
+        self.eps = Float(eps)
+        let theta = try c.double("rope_theta", default: 10000)
+        guard theta > 1, theta <= 1e12 else {
+            throw FormatError(file, "config value 'rope_theta' is \(theta), outside (1, 1e12]")
+        }
+        ropeTheta = Float(theta)
         tiedEmbeddings = c.bool("tie_word_embeddings", default: false)
         isKimi = (json["architectures"]?.arrayValue?.first?.stringValue ?? "") == "MoonshotKimiaForCausalLM"
         if isKimi {

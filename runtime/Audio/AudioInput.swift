@@ -1,7 +1,10 @@
 import CSndfile
 import CSoxr
-import Glibc
 import KAF
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Mono audio at a known rate.
 public struct AudioClip: Sendable {
@@ -34,17 +37,29 @@ public enum AudioInput {
         if path == "-" { return try load(bytes: readAll(fd: 0, name: "stdin"), name: "stdin", sampleRate: sampleRate) }
         var st = stat()
         if stat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFIFO {
-            let fd = open(path, O_RDONLY)
+            // Opened without waiting for a writer, then read blocking: a pipe with a writer (`<(…)`)
+            // is read to its end; one nobody writes to reads as empty instead of hanging in open().
+            let fd = open(path, O_RDONLY | O_NONBLOCK)
             guard fd >= 0 else { throw FormatError(path, "cannot open (\(String(cString: strerror(errno))))") }
             defer { close(fd) }
+            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
             return try load(bytes: readAll(fd: fd, name: path), name: path, sampleRate: sampleRate)
         }
         if stat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR {
             throw FormatError(path, "is a directory, not an audio file")
         }
         var info = SF_INFO()
-        guard let sf = sf_open(path, Int32(SFM_READ), &info) else {
-            throw FormatError(path, "cannot read this audio file (\(String(cString: sf_strerror(nil))))")
+        // Only a regular file: libsndfile would wait forever on a FIFO.
+        let fd: Int32
+        do {
+            fd = try MappedFile.openRegularFile(path).fd
+        } catch let e as FormatError where e.message.hasPrefix("cannot open") {
+            throw FormatError(path, "cannot read this audio file (\(e.message))")
+        }
+        defer { close(fd) }  // after sf_close (defers run in reverse); libsndfile does not own it
+        guard let sf = sf_open_fd(fd, Int32(SFM_READ), &info, 0) else {
+            let why = String(cString: sf_strerror(nil))
+            throw FormatError(path, "cannot read this audio file (\(why))")
         }
         defer { sf_close(sf) }
         return try decode(sf, info, file: path, sampleRate: sampleRate)

@@ -21,8 +21,10 @@ public final class ThreadPool: @unchecked Sendable {
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let cond = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
 
-    /// `threads` = 0 means the active cores.
-    public init(threads: Int = 0, spinNanoseconds: UInt64 = 2_000_000) {
+    /// `threads` = 0 means the active cores. A thread the system refuses (EAGAIN: process or memory
+    /// limits) is an error in every build mode (a `precondition` vanishes under -Ounchecked); the
+    /// workers already started are stopped by deinit.
+    public init(threads: Int = 0, spinNanoseconds: UInt64 = 2_000_000) throws {
         threadCount = threads > 0 ? threads : max(1, ProcessInfo.processInfo.activeProcessorCount)
         self.spinNanoseconds = spinNanoseconds
         pthread_mutex_init(mutex, nil)
@@ -30,12 +32,17 @@ public final class ThreadPool: @unchecked Sendable {
         for i in 1 ..< threadCount {
             let ctx = Unmanaged.passRetained(WorkerContext(pool: self, index: i)).toOpaque()
             var t = pthread_t()
-            let rc = pthread_create(&t, nil, { raw in
-                let c = Unmanaged<WorkerContext>.fromOpaque(raw!).takeRetainedValue()
-                c.pool.unsafelyUnwrapped.workerLoop(index: c.index)
-                return nil
-            }, ctx)
-            precondition(rc == 0, "ThreadPool: pthread_create failed (\(rc))")
+            let rc = pthread_create(
+                &t, nil,
+                { raw in
+                    let c = Unmanaged<WorkerContext>.fromOpaque(raw!).takeRetainedValue()
+                    c.pool.unsafelyUnwrapped.workerLoop(index: c.index)
+                    return nil
+                }, ctx)
+            guard rc == 0 else {
+                Unmanaged<WorkerContext>.fromOpaque(ctx).release()
+                throw ThreadPoolError(requested: threadCount, started: i, code: rc)
+            }
             workers.append(t)
         }
     }
@@ -43,16 +50,23 @@ public final class ThreadPool: @unchecked Sendable {
     deinit {
         stopping = true
         generation.add(1, ordering: .sequentiallyConsistent)
-        pthread_mutex_lock(mutex); pthread_cond_broadcast(cond); pthread_mutex_unlock(mutex)
+        pthread_mutex_lock(mutex)
+        pthread_cond_broadcast(cond)
+        pthread_mutex_unlock(mutex)
         for t in workers { pthread_join(t, nil) }
-        pthread_mutex_destroy(mutex); pthread_cond_destroy(cond)
-        mutex.deallocate(); cond.deallocate()
+        pthread_mutex_destroy(mutex)
+        pthread_cond_destroy(cond)
+        mutex.deallocate()
+        cond.deallocate()
     }
 
     private final class WorkerContext {
         unowned(unsafe) let pool: ThreadPool?
         let index: Int
-        init(pool: ThreadPool, index: Int) { self.pool = pool; self.index = index }
+        init(pool: ThreadPool, index: Int) {
+            self.pool = pool
+            self.index = index
+        }
     }
 
     /// Thread i's share of 0..<n (contiguous, sizes differ by at most 1).
@@ -77,7 +91,10 @@ public final class ThreadPool: @unchecked Sendable {
     /// scratch with it.
     public func parallelFor(n: Int, _ body: (Range<Int>, Int) -> Void) {
         let t = min(threadCount, n)
-        if t <= 1 { if n > 0 { body(0 ..< n, 0) }; return }
+        if t <= 1 {
+            if n > 0 { body(0 ..< n, 0) }
+            return
+        }
         withoutActuallyEscaping(body) { b in
             job = b
             jobN = n
@@ -85,7 +102,9 @@ public final class ThreadPool: @unchecked Sendable {
             pending.store(threadCount - 1, ordering: .relaxed)
             generation.add(1, ordering: .sequentiallyConsistent)
             if sleepers.load(ordering: .sequentiallyConsistent) > 0 {
-                pthread_mutex_lock(mutex); pthread_cond_broadcast(cond); pthread_mutex_unlock(mutex)
+                pthread_mutex_lock(mutex)
+                pthread_cond_broadcast(cond)
+                pthread_mutex_unlock(mutex)
             }
             b(Self.chunk(0, of: t, n), 0)
             // Spin, but yield once in a while: on an oversubscribed machine a worker may be
@@ -93,7 +112,8 @@ public final class ThreadPool: @unchecked Sendable {
             // (measured: 3.8 ms per call on 2 busy cores).
             var spins = 0
             while pending.load(ordering: .acquiring) > 0 {
-                cpuRelax(); spins += 1
+                cpuRelax()
+                spins += 1
                 if spins & 1023 == 0 { sched_yield() }
             }
             job = nil
@@ -111,11 +131,13 @@ public final class ThreadPool: @unchecked Sendable {
                     cpuRelax()
                     g = generation.load(ordering: .acquiring)
                     spins += 1
-                    if spins & 1023 == 0 { sched_yield() }   // see parallelFor
+                    if spins & 1023 == 0 { sched_yield() }  // see parallelFor
                     if spins & 255 == 0 && DispatchTime.now().uptimeNanoseconds - start > spinNanoseconds {
                         pthread_mutex_lock(mutex)
                         sleepers.add(1, ordering: .sequentiallyConsistent)
-                        while generation.load(ordering: .sequentiallyConsistent) == seen { pthread_cond_wait(cond, mutex) }
+                        while generation.load(ordering: .sequentiallyConsistent) == seen {
+                            pthread_cond_wait(cond, mutex)
+                        }
                         sleepers.subtract(1, ordering: .sequentiallyConsistent)
                         pthread_mutex_unlock(mutex)
                         g = generation.load(ordering: .acquiring)
@@ -131,6 +153,16 @@ public final class ThreadPool: @unchecked Sendable {
     }
 }
 
+/// The system would not start another thread.
+public struct ThreadPoolError: Error, CustomStringConvertible {
+    public let requested, started: Int
+    public let code: Int32
+    public var description: String {
+        "cannot start thread \(started + 1) of \(requested): \(String(cString: strerror(code))) "
+            + "(the process or memory limits allow fewer threads; try a smaller --threads)"
+    }
+}
+
 /// Spin-loop body. (`_mm_pause` is declared, not defined, by clang's header: Swift imports it as an
 /// external symbol that does not link, so the spin is a plain re-load of the atomic.)
 @inline(__always) func cpuRelax() {}
@@ -138,7 +170,10 @@ public final class ThreadPool: @unchecked Sendable {
 /// The same split through Dispatch (for the benchmark's overhead comparison).
 public func dispatchParallelFor(threads: Int, n: Int, _ body: (Range<Int>) -> Void) {
     let t = min(threads, n)
-    if t <= 1 { if n > 0 { body(0 ..< n) }; return }
+    if t <= 1 {
+        if n > 0 { body(0 ..< n) }
+        return
+    }
     withoutActuallyEscaping(body) { b in
         let box = UncheckedBox(b)
         DispatchQueue.concurrentPerform(iterations: t) { i in box.value(ThreadPool.chunk(i, of: t, n)) }

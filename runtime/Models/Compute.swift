@@ -40,8 +40,8 @@ public final class Compute {
     private let blasScratch: [UnsafeMutablePointer<Float>]
 
     /// `weights`: every matrix the component multiplies (sizes the sgemm widening scratch).
-    public init(threads: Int = 0, maxCols: Int, maxBatch: Int, weights: [WeightMatrix]) {
-        pool = ThreadPool(threads: threads)
+    public init(threads: Int = 0, maxCols: Int, maxBatch: Int, weights: [WeightMatrix]) throws {
+        pool = try ThreadPool(threads: threads)
         self.maxCols = maxCols
         self.maxBatch = max(maxBatch, 1)
         let cols = (maxCols + QuantizedActivations.block - 1) / QuantizedActivations.block * QuantizedActivations.block

@@ -87,6 +87,10 @@ public final class KimiLLM {
         norm = try load.vector(arch.norm)
         lmHead = load.has(arch.lmHead) ? try load.matrix(arch.lmHead) : embed
         if file.meta["components"]?["mimo"] != nil {
+            if let extra = file.entries.first(where: { $0.name.hasPrefix("mimo.layers.\(c.mimoLayers).") }) {
+                throw FormatError(
+                    file.path, "tensor '\(extra.name)' is past the \(c.mimoLayers) MIMO layers of the config")
+            }
             mimo = try arch.mimoLayers.map { try DecoderLayer($0, load) }
             mimoNorm = try load.vector(arch.mimoNorm)
             mimoOutput = try load.matrix(arch.mimoOutput)
@@ -108,7 +112,9 @@ public final class KimiLLM {
             .compactMap { $0 }
         let widest = max(c.hidden, c.ffn, c.adaptorIn)
         let maxBatch = min(256, ctx)
-        compute = Compute(threads: threads, maxCols: widest, maxBatch: maxBatch, weights: weights)
+        compute = try Compute(threads: threads, maxCols: widest, maxBatch: maxBatch, weights: weights)
+        try Self.checkStateFits(
+            file: file, c, context: ctx, caches: c.layers + mimo.count, threads: compute.pool.threadCount)
         let a = compute.arena
         kCache = (0 ..< c.layers + mimo.count).map { _ in a.floats(ctx * c.kvDim) }
         vCache = (0 ..< c.layers + mimo.count).map { _ in a.floats(ctx * c.kvDim) }
@@ -128,6 +134,30 @@ public final class KimiLLM {
         textLogits = a.floats(lmHead.rows)
         audioLogits = a.floats(mimoOutput?.rows ?? 1)
         batch = BatchBuffers(c, maxBatch: maxBatch, context: ctx, threads: compute.pool.threadCount, arena: a)
+    }
+
+    /// The KV caches and attention rows grow with the context, which a file's config chooses
+    /// (max_position_embeddings): refuse one that cannot fit before allocating it, instead of
+    /// aborting inside malloc. The limit is physical memory and the address-space and data limits.
+    static func checkStateFits(file: KAFFile, _ c: LLMConfig, context: Int, caches: Int, threads: Int) throws {
+        let perPosition = (2 * caches * c.kvDim + threads) * MemoryLayout<Float>.size
+        let (need, overflow) = context.multipliedReportingOverflow(by: perPosition)
+        var budget = Int(sysconf(Int32(_SC_PHYS_PAGES))) &* Int(sysconf(Int32(_SC_PAGESIZE)))
+        for (resource, mapped) in [(RLIMIT_AS, file.file.count), (RLIMIT_DATA, 0)] {
+            var lim = rlimit()
+            // rlim_t.max is RLIM_INFINITY (not importable).
+            if getrlimit(__rlimit_resource_t(resource.rawValue), &lim) == 0, lim.rlim_cur != rlim_t.max {
+                budget = min(budget, Int(clamping: lim.rlim_cur) - mapped)
+            }
+        }
+        guard !overflow, need <= budget else {
+            let gib = { (b: Int) in String(format: "%.1f GiB", Double(b) / Double(1 << 30)) }
+            throw FormatError(
+                file.path,
+                "a context of \(context) positions (max_position_embeddings \(c.maxPositions)) needs "
+                    + "\(overflow ? "more than 8 EiB" : gib(need)) for the KV cache, more than the "
+                    + "\(gib(max(budget, 0))) this process may use: choose a smaller --context")
+        }
     }
 
     /// Runs position `pos`. Inputs (docs/ARCHITECTURE.md §1.3): the audio-stream id, the

@@ -76,7 +76,7 @@ public final class WhisperEncoder {
         let d = c.dModel
         let weights =
             [conv1, conv2].map(\.weight) + layers.flatMap { [$0.q, $0.k, $0.v, $0.out, $0.fc1, $0.fc2].map(\.weight) }
-        compute = Compute(
+        compute = try Compute(
             threads: threads, maxCols: max(3 * d, 3 * c.melBins, c.ffnDim), maxBatch: 256, weights: weights)
         let a = compute.arena
         melT = a.floats(inFrames * c.melBins)
