@@ -1,6 +1,6 @@
 import COpenBLAS
-import KimiSIMD
 import KAF
+import KimiSIMD
 
 #if arch(x86_64)
 import _Builtin_intrinsics.intel
@@ -110,8 +110,8 @@ public func matmulQuant(
 // MARK: float weights
 
 /// Floats of scratch `matmulFloat` needs for f16/bf16 weights (a chunk of rows widened to f32).
-public func matmulFloatScratchCount(_ w: WeightMatrix) -> Int {
-    w.dtype == .f32 ? 0 : blasChunkRows(w.cols) * w.cols
+public func matmulFloatScratchCount(_ w: WeightMatrix, chunkRows: Int? = nil) -> Int {
+    w.dtype == .f32 ? 0 : (chunkRows ?? blasChunkRows(w.cols)) * w.cols
 }
 
 /// Rows widened per sgemm call: ≥ 64 (sgemm is slow on thin N; 16 rows at K = 18944 ran at half
@@ -129,7 +129,8 @@ public func blasSetThreads(_ n: Int) {
 /// widened to f32 in chunks into `scratch` (`matmulFloatScratchCount` floats) first.
 public func matmulFloat(
     _ w: WeightMatrix, _ X: UnsafePointer<Float>, ldx: Int, tokens T: Int,
-    _ Y: UnsafeMutablePointer<Float>, ldy: Int, rows: Range<Int>, scratch: UnsafeMutablePointer<Float>?
+    _ Y: UnsafeMutablePointer<Float>, ldy: Int, rows: Range<Int>, scratch: UnsafeMutablePointer<Float>?,
+    chunkRows: Int? = nil
 ) {
     let K = w.cols
     if rows.isEmpty || T == 0 { return }
@@ -141,7 +142,7 @@ public func matmulFloat(
         return
     }
     let scratch = scratch!
-    let chunk = blasChunkRows(K)
+    let chunk = chunkRows ?? blasChunkRows(K)
     var r0 = rows.lowerBound
     while r0 < rows.upperBound {
         let n = min(chunk, rows.upperBound - r0)

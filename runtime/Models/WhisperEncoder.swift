@@ -43,6 +43,14 @@ public final class WhisperEncoder {
     public var threadCount: Int { compute.pool.threadCount }
     /// Queries per attention step: 128 rows of 1500 scores (768 KB) stay in a core's L2.
     static let queryRows = 128
+    /// Rows per linear call for float weights: sgemm packs the weights once per call, so the whole
+    /// window goes at once (1500 frames; the conv stem's 3000 in two), and 16-bit rows are widened in
+    /// large chunks (the compute context's `widenAll`). Measured on large-v3 at 2 threads: f32 16.7 s
+    /// per window with 256-row calls → 11.2–15.2 s (this machine is noisy). Quantized weights keep
+    /// the int8 tiles at 256 rows: widening q8 to f32 for sgemm was faster (11.6 s vs 13.4 s on
+    /// large-v3, 0.22 s vs 0.36 s on tiny.en) but further from the reference on real speech (min
+    /// cosine of the audio's frames 0.9906 vs 0.99935 on test_audios/asr_example.wav, tiny.en).
+    static let batch = 1500
 
     /// The Whisper encoder of `file` (component `whisper`).
     public convenience init(file: KAFFile, threads: Int = 0) throws {
@@ -76,8 +84,10 @@ public final class WhisperEncoder {
         let d = c.dModel
         let weights =
             [conv1, conv2].map(\.weight) + layers.flatMap { [$0.q, $0.k, $0.v, $0.out, $0.fc1, $0.fc2].map(\.weight) }
+        let floats = weights.allSatisfy(\.dtype.isFloat)
         compute = try Compute(
-            threads: threads, maxCols: max(3 * d, 3 * c.melBins, c.ffnDim), maxBatch: 256, weights: weights)
+            threads: threads, maxCols: max(3 * d, 3 * c.melBins, c.ffnDim), maxBatch: floats ? Self.batch : 256,
+            weights: weights, widenAll: floats)
         let a = compute.arena
         melT = a.floats(inFrames * c.melBins)
         cols = a.floats(max(inFrames * 3 * c.melBins, frames * 3 * d))
