@@ -24,9 +24,11 @@ echo "== text chat (tiny random-weight model: the words are noise, the pipeline 
 "$bin/kimi-run" "$out/tiny-q4.kaf" chat "What is the capital of France?" --max-tokens 12
 echo "== speech recognition on espeak-ng speech (tiny random-weight model: the words are noise; the codes are the official tokenizer's)"
 "$bin/kimi-run" "$out/tiny-q4.kaf" asr Tests/Fixtures/audio/fox_22k.wav --json --max-tokens 12
-echo "== parity with the official PyTorch code (golden cases from scripts/reference/make_lm_goldens.py)"
+echo "== parity with the official PyTorch code (golden cases from scripts/reference/: the LLM, the Whisper encoder, the VQ tokenizer)"
 "$bin/kimi-convert" --f32 --force "$release" "$out/tiny-f32.kaf" >/dev/null 2>&1
 "$bin/kimi-parity" "$out/tiny-f32.kaf" --golden Tests/Fixtures/golden/kimi_tiny_lm_f32.safetensors \
-  --golden Tests/Fixtures/golden/kimi_tiny_lm_textonly_f32.safetensors
+  --golden Tests/Fixtures/golden/kimi_tiny_lm_textonly_f32.safetensors \
+  --golden Tests/Fixtures/golden/whisper_tiny_encoder_f32.safetensors \
+  --golden Tests/Fixtures/golden/vq_tiny_long_31s.safetensors
 echo "== the q4 file against the same official f32 run (bounds for q4 weights)"
 "$bin/kimi-parity" "$out/tiny-q4.kaf" --golden Tests/Fixtures/golden/kimi_tiny_lm_f32.safetensors
