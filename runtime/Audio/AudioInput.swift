@@ -35,6 +35,7 @@ public enum AudioInput {
     /// libsndfile needs to seek in most formats.
     public static func load(path: String, sampleRate: Int = 16000) throws -> AudioClip {
         if path == "-" { return try load(bytes: readAll(fd: 0, name: "stdin"), name: "stdin", sampleRate: sampleRate) }
+        // A pipe is a stream of audio; anything else but a regular file is refused by openRegularFile.
         var st = stat()
         if stat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFIFO {
             // Opened without waiting for a writer, then read blocking: a pipe with a writer (`<(…)`)
@@ -45,11 +46,7 @@ public enum AudioInput {
             _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
             return try load(bytes: readAll(fd: fd, name: path), name: path, sampleRate: sampleRate)
         }
-        if stat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR {
-            throw FormatError(path, "is a directory, not an audio file")
-        }
         var info = SF_INFO()
-        // Only a regular file: libsndfile would wait forever on a FIFO.
         let fd: Int32
         do {
             fd = try MappedFile.openRegularFile(path).fd

@@ -317,10 +317,11 @@ public func matmulUsesInt8(_ w: WeightMatrix, tokens T: Int) -> Bool {
 /// into `scratch` (integer tiles when no scratch is given).
 public func matmul(
     _ w: WeightMatrix, X: UnsafePointer<Float>, ldx: Int, xq: QuantizedActivations?, tokens T: Int,
-    Y: UnsafeMutablePointer<Float>, ldy: Int, rows: Range<Int>, scratch: UnsafeMutablePointer<Float>?
+    Y: UnsafeMutablePointer<Float>, ldy: Int, rows: Range<Int>, scratch: UnsafeMutablePointer<Float>?,
+    chunkRows: Int? = nil
 ) {
     if w.dtype.isFloat || (!matmulUsesInt8(w, tokens: T) && scratch != nil) {
-        matmulFloat(w, X, ldx: ldx, tokens: T, Y, ldy: ldy, rows: rows, scratch: scratch)
+        matmulFloat(w, X, ldx: ldx, tokens: T, Y, ldy: ldy, rows: rows, scratch: scratch, chunkRows: chunkRows)
     } else if w.dtype.isInterleaved {
         matmulR8(w, xq!, Y, ldy: ldy, rows: rows)
     } else {

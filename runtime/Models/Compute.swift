@@ -39,22 +39,22 @@ public final class Compute {
     /// Per thread, for f16/bf16 weights widened before sgemm.
     private let blasScratch: [UnsafeMutablePointer<Float>]
 
-    /// Rows of a weight widened to f32 per sgemm call, when every batch goes through sgemm.
+    /// Rows widened to f32 per sgemm call (nil: `blasChunkRows`, sized for the LLM's batches).
     private let widenRows: Int?
 
     /// `weights`: every matrix the component multiplies (sizes the sgemm widening scratch).
-    /// `widenAll`: batches of every weight type go through sgemm, non-f32 rows widened to f32 in
-    /// large chunks (about 16 MB per thread, so sgemm repacks the activations rarely) — for the
-    /// encoders' 1500-frame windows.
-    public init(threads: Int = 0, maxCols: Int, maxBatch: Int, weights: [WeightMatrix], widenAll: Bool = false) throws {
+    /// `largeWidening`: rows that sgemm needs widened to f32 are widened in chunks of about 16 MB
+    /// per thread (sgemm repacks the activations once per chunk) — for the encoders' 1500-frame batches.
+    public init(
+        threads: Int = 0, maxCols: Int, maxBatch: Int, weights: [WeightMatrix], largeWidening: Bool = false
+    ) throws {
         pool = try ThreadPool(threads: threads)
         self.maxCols = maxCols
         self.maxBatch = max(maxBatch, 1)
         let cols = (maxCols + QuantizedActivations.block - 1) / QuantizedActivations.block * QuantizedActivations.block
-        // About 16 MB of widened rows per thread: sgemm repacks the activations once per chunk.
-        let chunk = widenAll ? max(256, min(2048, (1 << 22) / max(maxCols, 1))) : nil
+        let chunk = largeWidening ? max(256, min(2048, (1 << 22) / max(maxCols, 1))) : nil
         widenRows = chunk
-        xqScratch = arena.bytes(QuantizedActivations.scratchBytes(count: cols, rows: widenAll ? 1 : self.maxBatch))
+        xqScratch = arena.bytes(QuantizedActivations.scratchBytes(count: cols, rows: self.maxBatch))
         let widened = weights.map { matmulFloatScratchCount($0, chunkRows: chunk) }.max() ?? 0
         let a = arena
         blasScratch = (0 ..< pool.threadCount).map { _ in a.floats(widened) }
@@ -104,22 +104,16 @@ public final class Compute {
     ) {
         var xq: QuantizedActivations? = nil
         quantizedInput = nil
-        if let chunk = widenRows {
-            let scratch = blasScratch
-            pool.parallelForRows(w) { r, tid in
-                matmulFloat(w, X, ldx: w.cols, tokens: n, Y, ldy: ldy, rows: r, scratch: scratch[tid], chunkRows: chunk)
-            }
-            if let bias { addBias(bias, Y, rows: n, ldy: ldy) }
-            return
-        }
         if matmulUsesInt8(w, tokens: n) {
             let a = QuantizedActivations(scratch: xqScratch, count: w.cols, rows: n)
             quantizeActivations(X, ldx: w.cols, into: a)
             xq = a
         }
-        let shared = xq, scratch = blasScratch
+        let shared = xq, scratch = blasScratch, chunk = widenRows
         pool.parallelForRows(w) { r, tid in
-            matmul(w, X: X, ldx: w.cols, xq: shared, tokens: n, Y: Y, ldy: ldy, rows: r, scratch: scratch[tid])
+            matmul(
+                w, X: X, ldx: w.cols, xq: shared, tokens: n, Y: Y, ldy: ldy, rows: r, scratch: scratch[tid],
+                chunkRows: chunk)
         }
         if let bias { addBias(bias, Y, rows: n, ldy: ldy) }
     }

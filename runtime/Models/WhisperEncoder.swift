@@ -45,7 +45,7 @@ public final class WhisperEncoder {
     static let queryRows = 128
     /// Rows per linear call for float weights: sgemm packs the weights once per call, so the whole
     /// window goes at once (1500 frames; the conv stem's 3000 in two), and 16-bit rows are widened in
-    /// large chunks (the compute context's `widenAll`). Measured on large-v3 at 2 threads: f32 16.7 s
+    /// large chunks (the compute context's `largeWidening`). Measured on large-v3 at 2 threads: f32 16.7 s
     /// per window with 256-row calls → 11.2–15.2 s (this machine is noisy). Quantized weights keep
     /// the int8 tiles at 256 rows: widening q8 to f32 for sgemm was faster (11.6 s vs 13.4 s on
     /// large-v3, 0.22 s vs 0.36 s on tiny.en) but further from the reference on real speech (min
@@ -87,7 +87,7 @@ public final class WhisperEncoder {
         let floats = weights.allSatisfy(\.dtype.isFloat)
         compute = try Compute(
             threads: threads, maxCols: max(3 * d, 3 * c.melBins, c.ffnDim), maxBatch: floats ? Self.batch : 256,
-            weights: weights, widenAll: floats)
+            weights: weights, largeWidening: floats)
         let a = compute.arena
         melT = a.floats(inFrames * c.melBins)
         cols = a.floats(max(inFrames * 3 * c.melBins, frames * 3 * d))
