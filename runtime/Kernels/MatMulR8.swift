@@ -42,8 +42,13 @@ enum AVX2R8Dot: R8Dot {
         _mm256_add_epi16(s, _mm256_maddubs_epi16(w, x))
     }
     @inline(__always) static func q4Finish(_ s: __m256i, _ sq: Int32) -> SIMD8<Float> { widenOffset(s, sq) }
-    @inline(__always) static func q8(_ s: __m256i, _ aw: __m256i, _ sx: __m256i) -> __m256i {
-        _mm256_add_epi32(s, _mm256_madd_epi16(_mm256_maddubs_epi16(aw, sx), _mm256_set1_epi16(1)))
+    // q8: |w| × sign(x, w), because vpmaddubsw's int16 pair sums of u8·s8 would saturate for
+    // weights offset to u8 (2·255·127 > 32767).
+    @inline(__always) static func q8Start(_ sq: Int32) -> __m256i { _mm256_setzero_si256() }
+    @inline(__always) static func q8Weights(_ w: __m256i) -> __m256i { _mm256_sign_epi8(w, w) }
+    @inline(__always) static func q8(_ s: __m256i, _ pw: __m256i, _ w: __m256i, _ x: __m256i) -> __m256i {
+        _mm256_add_epi32(
+            s, _mm256_madd_epi16(_mm256_maddubs_epi16(pw, _mm256_sign_epi8(x, w)), _mm256_set1_epi16(1)))
     }
 }
 #endif

@@ -26,8 +26,12 @@ public protocol R8Dot {
     static func q4(_ s: __m256i, _ w: __m256i, _ x: __m256i) -> __m256i
     /// The q4 sum as f32, with the −8 offset (−8·Σq) applied exactly.
     static func q4Finish(_ s: __m256i, _ sq: Int32) -> SIMD8<Float>
-    /// s + |w| × sign(x, w) for q8 weights (int32 lanes).
-    static func q8(_ s: __m256i, _ aw: __m256i, _ sx: __m256i) -> __m256i
+    /// The q8 sum before the first product, for activations with Σq = `sq` per 32-run.
+    static func q8Start(_ sq: Int32) -> __m256i
+    /// A chunk of s8 weights `w` made ready for `q8` (once per chunk, shared by the 4 tokens).
+    static func q8Weights(_ w: __m256i) -> __m256i
+    /// s + the chunk's 4 products per int32 lane: `pw` = q8Weights(w), `x` the broadcast s8 activations.
+    static func q8(_ s: __m256i, _ pw: __m256i, _ w: __m256i, _ x: __m256i) -> __m256i
 }
 
 /// `r8Span` with `q4` and `G` turned into constants: one copy of the walk per weight type.
@@ -122,19 +126,30 @@ public protocol R8Dot {
                 c2.addProduct(sc * d2[b], D.q4Finish(s2, e2[b]))
                 c3.addProduct(sc * d3[b], D.q4Finish(s3, e3[b]))
             } else {
-                var s0 = _mm256_setzero_si256(), s1 = s0, s2 = s0, s3 = s0
+                // Even and odd chunks in separate sums: 8 independent chains instead of 4, so the
+                // multiply-adds are not held up by each other's latency (integer: same result).
+                var s0 = D.q8Start(e0[b]), s1 = D.q8Start(e1[b]), s2 = D.q8Start(e2[b]), s3 = D.q8Start(e3[b])
+                var u0 = _mm256_setzero_si256(), u1 = u0, u2 = u0, u3 = u0
                 let cb = tile + 16 + 256 * j
                 var c = 0
                 while c < 8 {
-                    let v = load256(cb + 32 * c)
-                    let av = _mm256_sign_epi8(v, v)
+                    let v = load256(cb + 32 * c), vo = load256(cb + 32 * c + 32)
+                    let pw = D.q8Weights(v), po = D.q8Weights(vo)
                     let oc = o + 4 * c
-                    s0 = D.q8(s0, av, _mm256_sign_epi8(broadcast32(x0 + oc), v))
-                    s1 = D.q8(s1, av, _mm256_sign_epi8(broadcast32(x1 + oc), v))
-                    s2 = D.q8(s2, av, _mm256_sign_epi8(broadcast32(x2 + oc), v))
-                    s3 = D.q8(s3, av, _mm256_sign_epi8(broadcast32(x3 + oc), v))
-                    c += 1
+                    s0 = D.q8(s0, pw, v, broadcast32(x0 + oc))
+                    s1 = D.q8(s1, pw, v, broadcast32(x1 + oc))
+                    s2 = D.q8(s2, pw, v, broadcast32(x2 + oc))
+                    s3 = D.q8(s3, pw, v, broadcast32(x3 + oc))
+                    u0 = D.q8(u0, po, vo, broadcast32(x0 + oc + 4))
+                    u1 = D.q8(u1, po, vo, broadcast32(x1 + oc + 4))
+                    u2 = D.q8(u2, po, vo, broadcast32(x2 + oc + 4))
+                    u3 = D.q8(u3, po, vo, broadcast32(x3 + oc + 4))
+                    c += 2
                 }
+                s0 = _mm256_add_epi32(s0, u0)
+                s1 = _mm256_add_epi32(s1, u1)
+                s2 = _mm256_add_epi32(s2, u2)
+                s3 = _mm256_add_epi32(s3, u3)
                 c0.addProduct(sc * d0[b], _mm256_cvtepi32_ps(s0))
                 c1.addProduct(sc * d1[b], _mm256_cvtepi32_ps(s1))
                 c2.addProduct(sc * d2[b], _mm256_cvtepi32_ps(s2))
