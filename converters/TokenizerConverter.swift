@@ -59,10 +59,11 @@ public enum TokenizerConverter {
 
     /// kaf.meta `components.tokenizer`: the runtime's whole view of the tokenizer besides the ranks.
     static func meta(
-        numBase: Int, specials: [(id: Int, name: String)], chatTemplate: String?, normalizer: String? = nil
+        numBase: Int, specials: [(id: Int, name: String)], chatTemplate: String?, normalizer: String? = nil,
+        pattern: String = qwen2Pattern
     ) -> JSONValue {
         var m: [String: JSONValue] = [
-            "type": "tiktoken", "num_base_tokens": .int(Int64(numBase)), "pattern": .string(qwen2Pattern),
+            "type": "tiktoken", "num_base_tokens": .int(Int64(numBase)), "pattern": .string(pattern),
             "special_tokens": .array(specials.map { ["id": .int(Int64($0.id)), "name": .string($0.name)] }),
         ]
         if let t = chatTemplate { m["chat_template"] = .string(t) }
@@ -70,11 +71,12 @@ public enum TokenizerConverter {
         return .object(m)
     }
 
-    /// A Hugging Face byte-level BPE `tokenizer.json` (Qwen2): vocabulary → tiktoken ranks (rank =
-    /// id, checked against the merge order), added tokens → specials.
-    public static func planHF(folder: String) throws -> ComponentPlan {
+    /// A Hugging Face byte-level BPE `tokenizer.json` (Qwen2, Whisper): vocabulary → tiktoken ranks
+    /// (rank = id, checked against the merge order), added tokens → specials. `pattern`: the
+    /// pre-tokenization regex recorded with it (Qwen2's, or GPT-2's for Whisper).
+    public static func planHF(folder: String, pattern: String = qwen2Pattern) throws -> ComponentPlan {
         let path = folder + "/tokenizer.json"
-        guard fileExists(path) else { throw FormatError(path, "missing: a Qwen2 checkpoint needs its tokenizer.json") }
+        guard fileExists(path) else { throw FormatError(path, "missing: the checkpoint needs its tokenizer.json") }
         let doc = try JSONValue.parse(contentsOf: path)
         guard let model = doc["model"], model["type"]?.stringValue == "BPE", let vocab = model["vocab"]?.objectValue
         else {
@@ -151,7 +153,8 @@ public enum TokenizerConverter {
         if fileExists(tc) { template = try JSONValue.parse(contentsOf: tc)["chat_template"]?.stringValue }
         var plan = ComponentPlan(name: "tokenizer")
         plan.blobs = [(name: "tokenizer.tiktoken", bytes: Array(text.utf8), compress: true)]
-        plan.meta = meta(numBase: vocab.count, specials: specials, chatTemplate: template, normalizer: normalizer)
+        plan.meta = meta(
+            numBase: vocab.count, specials: specials, chatTemplate: template, normalizer: normalizer, pattern: pattern)
         plan.files = [path] + (fileExists(tc) ? [tc] : [])
         return plan
     }
@@ -170,6 +173,9 @@ public enum TokenizerConverter {
         printable.removeAll()
         return map
     }
+
+    /// GPT-2's pre-tokenization regex (the ByteLevel pre-tokenizer of Whisper's tokenizer.json).
+    public static let gpt2Pattern = #"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"#
 
     /// Qwen2's pre-tokenization regex (docs/ARCHITECTURE.md §1.5).
     public static let qwen2Pattern =

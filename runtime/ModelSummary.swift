@@ -52,7 +52,13 @@ public struct ModelSummary {
         }
         components = byName.values.sorted { $0.name < $1.name }
         let present = Set(byName.keys)
-        capabilities = ModelSummary.tasks.map { (task, needs) in (task, needs.allSatisfy(present.contains), needs) }
+        var caps = ModelSummary.tasks.map { (task, needs) in (task, needs.allSatisfy(present.contains), needs) }
+        if present.contains("whisper") {
+            // A plain Whisper file transcribes on its own when it kept the decoder (kimi-convert of a full HF folder).
+            let decoder = f.meta["components"]?["whisper"]?["generation"] != nil && present.contains("tokenizer")
+            caps.append(("asr (plain Whisper: audio→text)", decoder, ["the Whisper decoder", "tokenizer"]))
+        }
+        capabilities = caps
     }
 
     public var json: JSONValue {

@@ -23,7 +23,10 @@ struct KimiParity: ParsableCommand {
             """)
 
     @OptionGroup var model: ModelArgument
-    @Option(name: .long, help: "A golden case (.safetensors); repeat for several.") var golden: [String] = []
+    @Option(
+        name: .long, parsing: .upToNextOption,
+        help: "Golden cases (.safetensors): --golden A B ... or --golden A --golden B.")
+    var golden: [String] = []
     @Option(help: "Largest allowed |Δ| of a logit (default: by the file's weight type).") var maxAbs: Double?
     @Option(help: "Smallest allowed cosine of a logits row (default: by weight type).") var minCosine: Double?
     @Option(help: "Smallest allowed top-1 agreement, fraction of rows (default: by weight type).") var minTop1: Double?

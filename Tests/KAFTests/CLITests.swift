@@ -190,6 +190,45 @@ enum CLI {
         }
     }
 
+    /// kimi-run asr on a plain Whisper file (the tiny random multilingual fixture): the window's ids
+    /// equal transformers' greedy ids (golden whisper_tiny_decoder_fox_en), --json has language and
+    /// segments, digital silence is an empty transcript with exit 0, and --language errors are one line.
+    @Test func whisperAsr() throws {
+        let dir = CLI.tempDir()
+        let w = dir + "/w.kaf", k = dir + "/k.kaf", silence = dir + "/silence.wav"
+        #expect(try CLI.run("kimi-convert", ["--f32", CLI.fixtures + "/tiny-whisper", w]).status == 0)
+        #expect(try CLI.run("kimi-convert", ["--q8", "--components", "whisper", CLI.fixtures + "/tiny-release", k]).status == 0)
+        let info = try CLI.run("kimi-run", [w, "info"])
+        #expect(info.stdout.contains("yes  asr (plain Whisper"), "\(info.stdout)")
+        let golden = try SafetensorsFile(path: CLI.fixtures + "/golden/whisper_tiny_decoder_fox_en.safetensors")
+        let want = try golden.tensor(named: "out.greedy").int64s().map { Int($0) }
+        let cap = golden.metadata["max_new_tokens"] ?? "24"
+        let wav = CLI.fixtures + "/audio/fox_22k.wav"
+        let r = try CLI.run("kimi-run", [w, "asr", "--json", "--language", "en", "--max-tokens", cap, "-t", "2", wav])
+        #expect(r.status == 0, "\(r.stderr)")
+        let j = try JSONValue.parse(r.stdout, file: "stdout")
+        #expect(j["language"]?.stringValue == "en")
+        let seg = j["segments"]?.arrayValue ?? []
+        #expect(seg.count == 1 && seg.first?["tokens"]?.arrayValue?.compactMap(\.intValue) == want, "\(r.stdout)")
+        #expect(j["seconds"]?["encoder"]?.doubleValue != nil && j["rtf"]?.doubleValue != nil)
+        // 3 s of digital silence (16-bit zeros): no text, exit 0.
+        var bytes = Array("RIFF".utf8) + le(36 + 96000) + Array("WAVEfmt ".utf8) + le(16) + [1, 0, 1, 0] + le(16000)
+        bytes += le(32000) + [2, 0, 16, 0] + Array("data".utf8) + le(96000) + [UInt8](repeating: 0, count: 96000)
+        try Data(bytes).write(to: URL(fileURLWithPath: silence))
+        let q = try CLI.run("kimi-run", [w, "asr", "--json", silence])
+        let qj = try JSONValue.parse(q.stdout, file: "stdout")
+        #expect(q.status == 0 && qj["text"]?.stringValue == "", "\(q.stdout) \(q.stderr)")
+        for (args, want) in [
+            ([w, "asr", "--language", "xx", wav], "unknown language 'xx' (this model knows: de en es fr ja zh)"),
+            ([k, "asr", "--language", "en", wav], "--language: only plain Whisper files take it"),
+        ] {
+            let e = try CLI.run("kimi-run", args)
+            #expect(e.status == 2 && e.stderr.contains(want) && e.stderr.split(separator: "\n").count == 1, "\(args): \(e.stderr)")
+        }
+    }
+
+    private func le(_ v: Int) -> [UInt8] { (0 ..< 4).map { UInt8((v >> (8 * $0)) & 0xFF) } }
+
     /// kimi-run chat: a greedy answer, and each bad input as one line with exit 2.
     @Test func chatAndItsBadInputs() throws {
         let dir = CLI.tempDir()

@@ -177,6 +177,8 @@ public enum Parity {
             return try runWhisper(kaf, g, path: path, tol: tol, threads: threads)
         case "vq":
             return try runVQ(kaf, g, path: path, threads: threads)
+        case "whisper_decoder":
+            return try runWhisperDecoder(kaf, g, path: path, tol: tol, threads: threads)
         default:
             throw FormatError(path, "unknown golden stage '\(stage)'")
         }
@@ -220,6 +222,54 @@ public enum Parity {
             metrics.append(compare("features", got: Array(got.prefix(wantF.count)), want: wantF, cols: 4 * d, tol: t))
         }
         return CaseResult(path: path, stage: "whisper", metrics: metrics)
+    }
+
+    /// Stage whisper_decoder (plain Whisper files): `in.mel` through the encoder, then the decoder
+    /// teacher-forced on `in.prompt` + `out.greedy` (all but the last id): its logits at every
+    /// position against `out.logits`, and the greedy ids after the prompt against `out.greedy`.
+    /// Bounds by the weights' type as the encoder stage's cosine; f32 files also max |Δ| 1e-3, the
+    /// same top-1 everywhere and identical greedy ids; quantized files top-1 ≥ 0.8 (the tiny random
+    /// model at q8: 0.89–1.0, its top-2 gaps are as small as 0.008), the ids reported.
+    static func runWhisperDecoder(
+        _ kaf: KAFFile, _ g: SafetensorsFile, path: String, tol: Tolerance, threads: Int
+    ) throws -> CaseResult {
+        let w = try WhisperTranscriber(file: kaf, threads: threads)
+        let mel = try g.tensor(named: "in.mel")
+        guard mel.shape == [w.encoder.config.melBins, w.encoder.inFrames] else {
+            throw FormatError(
+                path, "in.mel is \(mel.shape), the encoder takes [\(w.encoder.config.melBins), \(w.encoder.inFrames)]")
+        }
+        let vocab = w.decoder.config.vocab
+        let prompt = try g.tensor(named: "in.prompt").int64s().map { Int($0) }
+        let greedy = try g.tensor(named: "out.greedy").int64s().map { Int($0) }
+        let fed = prompt + greedy.dropLast()
+        let want = try g.tensor(named: "out.logits").floats()
+        guard !prompt.isEmpty, !greedy.isEmpty, want.count == fed.count * vocab,
+            fed.count <= w.decoder.config.maxTargetPositions,
+            fed.allSatisfy({ (0 ..< vocab).contains($0) })
+        else {
+            throw FormatError(
+                path, "in.prompt/out.greedy/out.logits do not fit together or this model (vocab \(vocab))")
+        }
+        try mel.floats().withUnsafeBufferPointer { w.encode(mel: $0.baseAddress!) }
+        var got = [Float](repeating: 0, count: want.count)
+        w.decoder.restart()
+        for (i, t) in fed.enumerated() {
+            let l = w.decoder.step(t)
+            for j in 0 ..< vocab { got[i * vocab + j] = l[j] }
+        }
+        let ids = w.greedy(prompt: prompt, maxNew: Int(g.metadata["max_new_tokens"] ?? ""))
+        var t = tol
+        let bound = encoderCosine(kaf, component: "whisper").bound
+        t.minCosine = tol.encoderMinCosine ?? bound
+        if bound < 0.99999 { t.maxAbs = .infinity }
+        if bound < 0.9999 { (t.minTop1, t.greedyMustMatch) = (0.8, false) }
+        return CaseResult(
+            path: path, stage: "whisper_decoder",
+            metrics: [
+                compare("decoder_logits", got: got, want: want, cols: vocab, tol: t),
+                compareSequence("greedy", got: ids, want: greedy, tol: t),
+            ])
     }
 
     /// Stage vq: `in.wav` (16 kHz) through the file's VQ tokenizer; the codes against `out.codes`.
