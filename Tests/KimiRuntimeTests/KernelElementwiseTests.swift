@@ -1,8 +1,8 @@
 import Foundation
+import KimiSIMD
 import Testing
 
 @testable import KimiRuntime
-import KimiSIMD
 
 /// Element-wise kernels against their libm/scalar twins, on ragged lengths (tails of 1…7).
 @Suite struct KernelElementwiseTests {
@@ -136,6 +136,15 @@ import KimiSIMD
         #expect(edge[7] == 1)
     }
 
+    /// logSumExp with suppressed (−∞) entries equals the sum over the others; all −∞ gives −∞.
+    @Test func logSumExpSkipsSuppressed() {
+        var x: [Float] = [1, -.infinity, 2, 3, -.infinity, 0.5, -1, 4, 2.5, -.infinity, 1]
+        let keep = x.filter { $0 > -.infinity }
+        #expect(abs(logSumExp(&x, count: x.count) - logSumExp_ref(keep, count: keep.count)) < 1e-5)
+        let none = [Float](repeating: -.infinity, count: 9)
+        #expect(logSumExp(none, count: 9) == -.infinity)
+    }
+
     @Test func softmaxAndActivations() {
         let buf = KernelBuffers()
         var rng = KernelRNG(seed: 13)
@@ -144,6 +153,9 @@ import KimiSIMD
             y.update(from: x, count: n)
             r.update(from: x, count: n)
             // vexp is Cephes expf (≤ 2 ulp): softmax ≤ a few ε relative after normalisation.
+            // logSumExp: the same max and exps, summed in f32 (the twin sums in f64); −∞ entries count 0.
+            let lse = logSumExp(x, count: n), lseRef = logSumExp_ref(x, count: n)
+            #expect(abs(lse - lseRef) <= 1e-5 * max(1, abs(lseRef)), "logSumExp n=\(n): \(lse) vs \(lseRef)")
             softmax(y, count: n)
             softmax_ref(r, count: n)
             #expect(maxRelErr(y, r, n, floor: 1e-30) < 2e-6, "softmax n=\(n)")

@@ -5,47 +5,83 @@ import KimiSIMD
 // ragged tail in scalar code; its scalar twin (`_ref`, below) uses libm and plain loops.
 // Statistics (norms, softmax sums) are in f32, as the brief asks; tests bound the difference.
 
-
 /// Σ x² over n, 8 lanes (tree-reduced at the end).
 @inline(__always) func sumSquares(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
     var a = SIMD8<Float>(), b = SIMD8<Float>()
     var i = 0
-    while i + 16 <= n { let u = load8(x + i), v = load8(x + i + 8); a.addProduct(u, u); b.addProduct(v, v); i += 16 }
-    if i + 8 <= n { let u = load8(x + i); a.addProduct(u, u); i += 8 }
+    while i + 16 <= n {
+        let u = load8(x + i), v = load8(x + i + 8)
+        a.addProduct(u, u)
+        b.addProduct(v, v)
+        i += 16
+    }
+    if i + 8 <= n {
+        let u = load8(x + i)
+        a.addProduct(u, u)
+        i += 8
+    }
     var s = hsum(a + b)
-    while i < n { s += x[i] * x[i]; i += 1 }
+    while i < n {
+        s += x[i] * x[i]
+        i += 1
+    }
     return s
 }
 
 @inline(__always) func sum(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
     var a = SIMD8<Float>()
     var i = 0
-    while i + 8 <= n { a += load8(x + i); i += 8 }
+    while i + 8 <= n {
+        a += load8(x + i)
+        i += 8
+    }
     var s = hsum(a)
-    while i < n { s += x[i]; i += 1 }
+    while i < n {
+        s += x[i]
+        i += 1
+    }
     return s
 }
 
 /// out = x / sqrt(mean(x²) + eps) · weight (Qwen2RMSNorm). out may alias x.
-public func rmsNorm(_ x: UnsafePointer<Float>, weight: UnsafePointer<Float>, eps: Float, _ out: UnsafeMutablePointer<Float>, count n: Int) {
+public func rmsNorm(
+    _ x: UnsafePointer<Float>, weight: UnsafePointer<Float>, eps: Float, _ out: UnsafeMutablePointer<Float>,
+    count n: Int
+) {
     let inv = 1 / (sumSquares(x, n) / Float(n) + eps).squareRoot()
     let vi = SIMD8<Float>(repeating: inv)
     var i = 0
-    while i + 8 <= n { store8(out + i, load8(x + i) * vi * load8(weight + i)); i += 8 }
-    while i < n { out[i] = x[i] * inv * weight[i]; i += 1 }
+    while i + 8 <= n {
+        store8(out + i, load8(x + i) * vi * load8(weight + i))
+        i += 8
+    }
+    while i < n {
+        out[i] = x[i] * inv * weight[i]
+        i += 1
+    }
 }
 
 /// out = (x − mean) / sqrt(var + eps) · weight + bias (weight/bias nil = not affine). Two passes
 /// (mean, then Σ(x−mean)²) so the variance does not cancel. out may alias x.
-public func layerNorm(_ x: UnsafePointer<Float>, weight: UnsafePointer<Float>?, bias: UnsafePointer<Float>?, eps: Float,
-                      _ out: UnsafeMutablePointer<Float>, count n: Int) {
+public func layerNorm(
+    _ x: UnsafePointer<Float>, weight: UnsafePointer<Float>?, bias: UnsafePointer<Float>?, eps: Float,
+    _ out: UnsafeMutablePointer<Float>, count n: Int
+) {
     let mean = sum(x, n) / Float(n)
     let vm = SIMD8<Float>(repeating: mean)
     var a = SIMD8<Float>()
     var i = 0
-    while i + 8 <= n { let d = load8(x + i) - vm; a.addProduct(d, d); i += 8 }
+    while i + 8 <= n {
+        let d = load8(x + i) - vm
+        a.addProduct(d, d)
+        i += 8
+    }
     var v = hsum(a)
-    while i < n { let d = x[i] - mean; v += d * d; i += 1 }
+    while i < n {
+        let d = x[i] - mean
+        v += d * d
+        i += 1
+    }
     let inv = 1 / (v / Float(n) + eps).squareRoot()
     let vi = SIMD8<Float>(repeating: inv)
     i = 0
@@ -73,14 +109,24 @@ public func ropeInvFrequencies(headDim: Int, theta: Float, into f: UnsafeMutable
 }
 
 /// cos/sin of position·inv_freq[i] (f32 angle, as HF's f32 `inv_freq @ positions`).
-public func ropeCosSin(position: Int, invFreq: UnsafePointer<Float>, half: Int, cos c: UnsafeMutablePointer<Float>, sin s: UnsafeMutablePointer<Float>) {
+public func ropeCosSin(
+    position: Int, invFreq: UnsafePointer<Float>, half: Int, cos c: UnsafeMutablePointer<Float>,
+    sin s: UnsafeMutablePointer<Float>
+) {
     let p = Float(position)
-    for i in 0 ..< half { let a = p * invFreq[i]; c[i] = Foundation.cos(a); s[i] = Foundation.sin(a) }
+    for i in 0 ..< half {
+        let a = p * invFreq[i]
+        c[i] = Foundation.cos(a)
+        s[i] = Foundation.sin(a)
+    }
 }
 
 /// "Rotate half" (NeoX / HF Qwen2): pairs (i, i + d/2) of each of `heads` heads (stride headDim):
 /// x1' = x1·c − x2·s, x2' = x2·c + x1·s. In place.
-public func ropeNeox(_ x: UnsafeMutablePointer<Float>, heads: Int, headDim d: Int, cos c: UnsafePointer<Float>, sin s: UnsafePointer<Float>) {
+public func ropeNeox(
+    _ x: UnsafeMutablePointer<Float>, heads: Int, headDim d: Int, cos c: UnsafePointer<Float>,
+    sin s: UnsafePointer<Float>
+) {
     let h = d / 2
     for head in 0 ..< heads {
         let x1 = x + head * d, x2 = x1 + h
@@ -93,19 +139,23 @@ public func ropeNeox(_ x: UnsafeMutablePointer<Float>, heads: Int, headDim d: In
         }
         while i < h {
             let a = x1[i], b = x2[i]
-            x1[i] = a * c[i] - b * s[i]; x2[i] = b * c[i] + a * s[i]
+            x1[i] = a * c[i] - b * s[i]
+            x2[i] = b * c[i] + a * s[i]
             i += 1
         }
     }
 }
 
 /// Interleaved pairs (GPT-J, the DiT): (2i, 2i+1) rotated by angle i. In place.
-public func ropeInterleaved(_ x: UnsafeMutablePointer<Float>, heads: Int, headDim d: Int, cos c: UnsafePointer<Float>, sin s: UnsafePointer<Float>) {
+public func ropeInterleaved(
+    _ x: UnsafeMutablePointer<Float>, heads: Int, headDim d: Int, cos c: UnsafePointer<Float>,
+    sin s: UnsafePointer<Float>
+) {
     let h = d / 2
     for head in 0 ..< heads {
         let p = x + head * d
         var i = 0
-        while i + 4 <= h {   // 4 pairs: de-interleave to even/odd lanes, rotate, re-interleave
+        while i + 4 <= h {  // 4 pairs: de-interleave to even/odd lanes, rotate, re-interleave
             let v = load8(p + 2 * i)
             let e = v.evenHalf, o = v.oddHalf
             let cv = UnsafeRawPointer(c + i).loadUnaligned(as: SIMD4<Float>.self)
@@ -116,7 +166,8 @@ public func ropeInterleaved(_ x: UnsafeMutablePointer<Float>, heads: Int, headDi
         }
         while i < h {
             let a = p[2 * i], b = p[2 * i + 1]
-            p[2 * i] = a * c[i] - b * s[i]; p[2 * i + 1] = b * c[i] + a * s[i]
+            p[2 * i] = a * c[i] - b * s[i]
+            p[2 * i + 1] = b * c[i] + a * s[i]
             i += 1
         }
     }
@@ -129,13 +180,19 @@ public func softmax(_ x: UnsafeMutablePointer<Float>, count n: Int) {
     if n == 0 { return }
     var m8 = SIMD8<Float>(repeating: -.infinity)
     var i = 0
-    while i + 8 <= n { m8 = vmax(m8, load8(x + i)); i += 8 }
+    while i + 8 <= n {
+        m8 = vmax(m8, load8(x + i))
+        i += 8
+    }
     var m = laneMax(m8)
-    while i < n { m = max(m, x[i]); i += 1 }
+    while i < n {
+        m = max(m, x[i])
+        i += 1
+    }
     let vm = SIMD8<Float>(repeating: m)
     var s8 = SIMD8<Float>()
     i = 0
-    while i < n {   // one vexp call site (the tail padded with −inf → 0), so it is inlined
+    while i < n {  // one vexp call site (the tail padded with −inf → 0), so it is inlined
         let k = min(8, n - i)
         let e = vexp(loadPartial8(x + i, k, fill: -.infinity) - vm)
         storePartial8(x + i, e, k)
@@ -143,6 +200,32 @@ public func softmax(_ x: UnsafeMutablePointer<Float>, count n: Int) {
         i += 8
     }
     scale(x, 1 / hsum(s8), count: n)
+}
+
+/// log Σ exp(x) over n floats (−∞ entries count as 0), without changing x: max + log Σ exp(x − max).
+/// For log-probabilities of chosen tokens (Whisper's avg_logprob) without a softmax pass per token.
+public func logSumExp(_ x: UnsafePointer<Float>, count n: Int) -> Float {
+    if n == 0 { return -.infinity }
+    var m8 = SIMD8<Float>(repeating: -.infinity)
+    var i = 0
+    while i + 8 <= n {
+        m8 = vmax(m8, load8(x + i))
+        i += 8
+    }
+    var m = laneMax(m8)
+    while i < n {
+        m = max(m, x[i])
+        i += 1
+    }
+    if m == -.infinity { return m }
+    let vm = SIMD8<Float>(repeating: m)
+    var s8 = SIMD8<Float>()
+    i = 0
+    while i < n {
+        s8 += vexp(loadPartial8(x + i, min(8, n - i), fill: -.infinity) - vm)
+        i += 8
+    }
+    return m + Foundation.log(hsum(s8))
 }
 
 /// k ≤ 8 floats at p, the other lanes `fill`.
@@ -154,7 +237,10 @@ public func softmax(_ x: UnsafeMutablePointer<Float>, count n: Int) {
 }
 
 @inline(__always) func storePartial8(_ p: UnsafeMutablePointer<Float>, _ v: SIMD8<Float>, _ k: Int) {
-    if k == 8 { store8(p, v); return }
+    if k == 8 {
+        store8(p, v)
+        return
+    }
     for j in 0 ..< k { p[j] = v[j] }
 }
 
@@ -163,11 +249,17 @@ public func softmax(_ x: UnsafeMutablePointer<Float>, count n: Int) {
 /// out = x·sigmoid(x). out may alias x.
 public func silu(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, count n: Int) {
     var i = 0
-    while i < n { let k = min(8, n - i); storePartial8(out + i, vsilu(loadPartial8(x + i, k, fill: 0)), k); i += 8 }
+    while i < n {
+        let k = min(8, n - i)
+        storePartial8(out + i, vsilu(loadPartial8(x + i, k, fill: 0)), k)
+        i += 8
+    }
 }
 
 /// out = silu(gate)·up (the SwiGLU MLP's gating). out may alias gate or up.
-public func swiglu(gate: UnsafePointer<Float>, up: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, count n: Int) {
+public func swiglu(
+    gate: UnsafePointer<Float>, up: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, count n: Int
+) {
     var i = 0
     while i < n {
         let k = min(8, n - i)
@@ -208,28 +300,49 @@ public func swiglu(gate: UnsafePointer<Float>, up: UnsafePointer<Float>, _ out: 
 /// GELU, exact form 0.5·x·(1 + erf(x/√2)) (Whisper, nn.GELU()). out may alias x.
 public func geluErf(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, count n: Int) {
     var i = 0
-    while i < n { let k = min(8, n - i); storePartial8(out + i, vgeluErf(loadPartial8(x + i, k, fill: 0)), k); i += 8 }
+    while i < n {
+        let k = min(8, n - i)
+        storePartial8(out + i, vgeluErf(loadPartial8(x + i, k, fill: 0)), k)
+        i += 8
+    }
 }
 
 /// GELU, tanh approximation (nn.GELU(approximate="tanh")). out may alias x.
 public func geluTanh(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, count n: Int) {
     var i = 0
-    while i < n { let k = min(8, n - i); storePartial8(out + i, vgeluTanh(loadPartial8(x + i, k, fill: 0)), k); i += 8 }
+    while i < n {
+        let k = min(8, n - i)
+        storePartial8(out + i, vgeluTanh(loadPartial8(x + i, k, fill: 0)), k)
+        i += 8
+    }
 }
 
 /// out = a + b. out may alias either.
-public func add(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, count n: Int) {
+public func add(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, count n: Int)
+{
     var i = 0
-    while i + 8 <= n { store8(out + i, load8(a + i) + load8(b + i)); i += 8 }
-    while i < n { out[i] = a[i] + b[i]; i += 1 }
+    while i + 8 <= n {
+        store8(out + i, load8(a + i) + load8(b + i))
+        i += 8
+    }
+    while i < n {
+        out[i] = a[i] + b[i]
+        i += 1
+    }
 }
 
 /// x *= s, in place.
 public func scale(_ x: UnsafeMutablePointer<Float>, _ s: Float, count n: Int) {
     let v = SIMD8<Float>(repeating: s)
     var i = 0
-    while i + 8 <= n { store8(x + i, load8(x + i) * v); i += 8 }
-    while i < n { x[i] *= s; i += 1 }
+    while i + 8 <= n {
+        store8(x + i, load8(x + i) * v)
+        i += 8
+    }
+    while i < n {
+        x[i] *= s
+        i += 1
+    }
 }
 
 /// Index of the largest value (the first one on ties; NaN never wins). -1 when n = 0.
@@ -238,26 +351,37 @@ public func argmax(_ x: UnsafePointer<Float>, count n: Int) -> Int {
     // Pass 1: the max value (vector); pass 2: its first index (scalar scan stops early).
     var m8 = SIMD8<Float>(repeating: -.infinity)
     var i = 0
-    while i + 8 <= n { m8 = vmax(m8, load8(x + i)); i += 8 }
+    while i + 8 <= n {
+        m8 = vmax(m8, load8(x + i))
+        i += 8
+    }
     var m = laneMax(m8)
-    while i < n { if x[i] > m { m = x[i] }; i += 1 }
+    while i < n {
+        if x[i] > m { m = x[i] }
+        i += 1
+    }
     for j in 0 ..< n where x[j] == m { return j }
-    return 0   // all NaN
+    return 0  // all NaN
 }
 
 // MARK: scalar references
 
 // The norm references accumulate their statistics in Double: they are the oracle, the kernels'
 // f32 statistics are tested against them.
-public func rmsNorm_ref(_ x: UnsafePointer<Float>, weight: UnsafePointer<Float>, eps: Float, _ out: UnsafeMutablePointer<Float>, count n: Int) {
+public func rmsNorm_ref(
+    _ x: UnsafePointer<Float>, weight: UnsafePointer<Float>, eps: Float, _ out: UnsafeMutablePointer<Float>,
+    count n: Int
+) {
     var ss = 0.0
     for i in 0 ..< n { ss += Double(x[i]) * Double(x[i]) }
     let inv = Float(1 / (ss / Double(n) + Double(eps)).squareRoot())
     for i in 0 ..< n { out[i] = x[i] * inv * weight[i] }
 }
 
-public func layerNorm_ref(_ x: UnsafePointer<Float>, weight: UnsafePointer<Float>?, bias: UnsafePointer<Float>?, eps: Float,
-                          _ out: UnsafeMutablePointer<Float>, count n: Int) {
+public func layerNorm_ref(
+    _ x: UnsafePointer<Float>, weight: UnsafePointer<Float>?, bias: UnsafePointer<Float>?, eps: Float,
+    _ out: UnsafeMutablePointer<Float>, count n: Int
+) {
     var md = 0.0
     for i in 0 ..< n { md += Double(x[i]) }
     md /= Double(n)
@@ -267,7 +391,10 @@ public func layerNorm_ref(_ x: UnsafePointer<Float>, weight: UnsafePointer<Float
     for i in 0 ..< n { out[i] = (x[i] - m) * inv * (weight?[i] ?? 1) + (bias?[i] ?? 0) }
 }
 
-public func ropeNeox_ref(_ x: UnsafeMutablePointer<Float>, heads: Int, headDim d: Int, cos c: UnsafePointer<Float>, sin s: UnsafePointer<Float>) {
+public func ropeNeox_ref(
+    _ x: UnsafeMutablePointer<Float>, heads: Int, headDim d: Int, cos c: UnsafePointer<Float>,
+    sin s: UnsafePointer<Float>
+) {
     for head in 0 ..< heads {
         for i in 0 ..< d / 2 {
             let a = x[head * d + i], b = x[head * d + i + d / 2]
@@ -277,7 +404,10 @@ public func ropeNeox_ref(_ x: UnsafeMutablePointer<Float>, heads: Int, headDim d
     }
 }
 
-public func ropeInterleaved_ref(_ x: UnsafeMutablePointer<Float>, heads: Int, headDim d: Int, cos c: UnsafePointer<Float>, sin s: UnsafePointer<Float>) {
+public func ropeInterleaved_ref(
+    _ x: UnsafeMutablePointer<Float>, heads: Int, headDim d: Int, cos c: UnsafePointer<Float>,
+    sin s: UnsafePointer<Float>
+) {
     for head in 0 ..< heads {
         for i in 0 ..< d / 2 {
             let a = x[head * d + 2 * i], b = x[head * d + 2 * i + 1]
@@ -291,15 +421,29 @@ public func softmax_ref(_ x: UnsafeMutablePointer<Float>, count n: Int) {
     var m = -Float.infinity
     for i in 0 ..< n { m = max(m, x[i]) }
     var s: Float = 0
-    for i in 0 ..< n { x[i] = Foundation.exp(x[i] - m); s += x[i] }
+    for i in 0 ..< n {
+        x[i] = Foundation.exp(x[i] - m)
+        s += x[i]
+    }
     for i in 0 ..< n { x[i] /= s }
+}
+
+public func logSumExp_ref(_ x: UnsafePointer<Float>, count n: Int) -> Float {
+    var m = -Float.infinity
+    for i in 0 ..< n { m = max(m, x[i]) }
+    if m == -.infinity { return m }
+    var s = 0.0
+    for i in 0 ..< n { s += Foundation.exp(Double(x[i] - m)) }
+    return m + Float(Foundation.log(s))
 }
 
 public func silu_ref(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, count n: Int) {
     for i in 0 ..< n { out[i] = x[i] / (1 + Foundation.exp(-x[i])) }
 }
 
-public func swiglu_ref(gate: UnsafePointer<Float>, up: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, count n: Int) {
+public func swiglu_ref(
+    gate: UnsafePointer<Float>, up: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, count n: Int
+) {
     for i in 0 ..< n { out[i] = gate[i] / (1 + Foundation.exp(-gate[i])) * up[i] }
 }
 
@@ -312,7 +456,9 @@ public func geluTanh_ref(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<
     for i in 0 ..< n { out[i] = 0.5 * x[i] * (1 + Foundation.tanh(k * (x[i] + 0.044715 * x[i] * x[i] * x[i]))) }
 }
 
-public func add_ref(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, count n: Int) {
+public func add_ref(
+    _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, count n: Int
+) {
     for i in 0 ..< n { out[i] = a[i] + b[i] }
 }
 

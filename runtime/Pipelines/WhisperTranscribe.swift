@@ -177,7 +177,7 @@ public final class WhisperTranscriber {
         for (i, t) in prompt.enumerated() {
             logits = decoder.step(t)
             if i == 0 && g.noTimestamps > 0 {
-                r.noSpeechProb = exp(Double(logits[g.noTimestamps - 1]) - logSumExp(logits, vocab))
+                r.noSpeechProb = exp(Double(logits[g.noTimestamps - 1] - logSumExp(logits, count: vocab)))
             }
         }
         onNoSpeech(r.noSpeechProb)
@@ -187,7 +187,7 @@ public final class WhisperTranscriber {
             for s in g.suppress { logits[s] = -.infinity }
             if r.ids.isEmpty { for s in g.beginSuppress { logits[s] = -.infinity } }
             let id = argmax(logits, count: vocab)
-            sum += Double(logits[id]) - logSumExp(logits, vocab)
+            sum += Double(logits[id] - logSumExp(logits, count: vocab))
             r.ids.append(id)
             onToken(id)
             if id == g.endOfText || decoder.position >= g.maxLength { break }
@@ -195,14 +195,6 @@ public final class WhisperTranscriber {
         }
         r.avgLogprob = sum / Double(max(r.ids.count, 1))
         return r
-    }
-
-    private func logSumExp(_ l: UnsafeMutablePointer<Float>, _ n: Int) -> Double {
-        var m = -Float.infinity
-        for i in 0 ..< n { m = max(m, l[i]) }
-        var s = 0.0
-        for i in 0 ..< n where l[i] > -.infinity { s += exp(Double(l[i] - m)) }
-        return Double(m) + log(s)
     }
 
     /// Text of ids: the text tokens (below <|endoftext|>), special and timestamp tokens left out.

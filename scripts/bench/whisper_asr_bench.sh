@@ -123,7 +123,7 @@ for clip in "$@"; do
       wav="$OUT/$(basename "$clip" | sed 's/\.[^.]*$//')-16k.wav"
       [ -f "$wav" ] || sox "$clip" -r 16000 -c 1 -b 16 "$wav" 2>/dev/null || cp "$clip" "$wav"
       best=""; for _ in $(seq "$R"); do
-        wait_quiet; timed "$tag" "$CLI" -m "$ggml-$gsuf.bin" -t "$THREADS" -bs 1 -bo 1 -nf -nt -np -l en -f "$wav"
+        wait_quiet; timed "$tag" "$CLI" -m "$ggml-$gsuf.bin" -t "$THREADS" -bs 1 -bo 1 -nf -nt -mc 0 -l en -f "$wav"
         w=$(cut -d' ' -f1 "$tag.time"); if [ -z "$best" ] || awk -v a="$w" -v b="$best" 'BEGIN{exit !(a<b)}'; then best=$w; cp "$tag.out" "$tag.best"; cp "$tag.err" "$tag.besterr"; rss=$(( $(cut -d' ' -f2 "$tag.time") / 1024 )); fi
       done
       txt=$(tr '\n' ' ' < "$tag.best" | norm)
