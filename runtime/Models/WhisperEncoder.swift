@@ -115,15 +115,24 @@ public final class WhisperEncoder {
         im2col1d(melT, frames: M, channels: c.melBins, kernel: 3, stride: 1, padLeft: pl, padRight: pr, into: cols)
         let m1 = conv1dFrames(M, kernel: 3, stride: 1, padLeft: pl, padRight: pr)
         rows(conv1, cols, m1, x1)
-        geluErf(x1, x1, count: m1 * d)
+        let xs = x1
+        compute.eachPiece(m1 * d) { o, n in geluErf(xs + o, xs + o, count: n) }
         im2col1d(x1, frames: m1, channels: d, kernel: 3, stride: 2, padLeft: pl, padRight: pr, into: cols)
         let T = conv1dFrames(m1, kernel: 3, stride: 2, padLeft: pl, padRight: pr)
         rows(conv2, cols, T, h)
-        geluErf(h, h, count: T * d)
-        add(h, positions, h, count: T * d)
+        let hs = h
+        positions.withUnsafeBufferPointer { pos in
+            let pp = pos.baseAddress!
+            compute.eachPiece(T * d) { o, n in
+                geluErf(hs + o, hs + o, count: n)
+                add(hs + o, pp + o, hs + o, count: n)
+            }
+        }
         for layer in layers { run(layer, frames: T, valid: min(validFrames, T)) }
         if let n = finalNorm {
-            for t in 0 ..< T { layerNorm(h + t * d, weight: n.weight, bias: n.bias, eps: 1e-5, out + t * d, count: d) }
+            compute.eachRow(T) { t in
+                layerNorm(hs + t * d, weight: n.weight, bias: n.bias, eps: 1e-5, out + t * d, count: d)
+            }
         } else {
             out.update(from: h, count: T * d)
         }
@@ -143,8 +152,9 @@ public final class WhisperEncoder {
     /// `valid` are keys.
     private func run(_ L: Layer, frames T: Int, valid: Int) {
         let c = config, d = c.dModel, hd = c.headDim, block = attentionBlock
-        for t in 0 ..< T {
-            layerNorm(h + t * d, weight: L.attnNorm, bias: L.attnNormBias, eps: 1e-5, xb + t * d, count: d)
+        let (hs, xs) = (h, xb)
+        compute.eachRow(T) { t in
+            layerNorm(hs + t * d, weight: L.attnNorm, bias: L.attnNormBias, eps: 1e-5, xs + t * d, count: d)
         }
         rows(L.q, xb, T, q)
         rows(L.k, xb, T, k)
@@ -169,18 +179,20 @@ public final class WhisperEncoder {
             }
         }
         rows(L.out, att, T, xb)
-        add(h, xb, h, count: T * d)
-        for t in 0 ..< T {
-            layerNorm(h + t * d, weight: L.ffnNorm, bias: L.ffnNormBias, eps: 1e-5, xb + t * d, count: d)
+        compute.eachRow(T) { t in
+            add(hs + t * d, xs + t * d, hs + t * d, count: d)
+            layerNorm(hs + t * d, weight: L.ffnNorm, bias: L.ffnNormBias, eps: 1e-5, xs + t * d, count: d)
         }
         var r = 0
         while r < T {
             let m = min(compute.maxBatch, T - r)
             compute.linearBatch(L.fc1, xb + r * d, m, hb, ldy: c.ffnDim)
-            geluErf(hb, hb, count: m * c.ffnDim)
+            let hbs = hb
+            compute.eachPiece(m * c.ffnDim) { o, n in geluErf(hbs + o, hbs + o, count: n) }
             compute.linearBatch(L.fc2, hb, m, q + r * d, ldy: d)
             r += m
         }
-        add(h, q, h, count: T * d)
+        let qs = q
+        compute.eachPiece(T * d) { o, n in add(hs + o, qs + o, hs + o, count: n) }
     }
 }
