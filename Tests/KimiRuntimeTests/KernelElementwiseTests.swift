@@ -156,6 +156,12 @@ import Testing
             // logSumExp: the same max and exps, summed in f32 (the twin sums in f64); −∞ entries count 0.
             let lse = logSumExp(x, count: n), lseRef = logSumExp_ref(x, count: n)
             #expect(abs(lse - lseRef) <= 1e-5 * max(1, abs(lseRef)), "logSumExp n=\(n): \(lse) vs \(lseRef)")
+            // expShifted: softmax's exps and their sum, before the division.
+            let (ex, exr) = (buf.floats(n), buf.floats(n))
+            ex.update(from: x, count: n)
+            exr.update(from: x, count: n)
+            let (se, ser) = (expShifted(ex, count: n), expShifted_ref(exr, count: n))
+            #expect(abs(se - ser) <= 1e-5 * ser && maxRelErr(ex, exr, n, floor: 1e-30) < 2e-6, "expShifted n=\(n)")
             softmax(y, count: n)
             softmax_ref(r, count: n)
             #expect(maxRelErr(y, r, n, floor: 1e-30) < 2e-6, "softmax n=\(n)")

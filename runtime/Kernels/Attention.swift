@@ -18,14 +18,22 @@ import KimiSIMD
         s3.addProduct(loadF32x8(pa + 4 * i + 96), loadF32x8(pb + 4 * i + 96))
         i += 32
     }
-    while i + 8 <= d { s0.addProduct(loadF32x8(pa + 4 * i), loadF32x8(pb + 4 * i)); i += 8 }
+    while i + 8 <= d {
+        s0.addProduct(loadF32x8(pa + 4 * i), loadF32x8(pb + 4 * i))
+        i += 8
+    }
     var s = hsum((s0 + s1) + (s2 + s3))
-    while i < d { s += a[i] * b[i]; i += 1 }
+    while i < d {
+        s += a[i] * b[i]
+        i += 1
+    }
     return s
 }
 
-public func attentionHead(_ q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, stride: Int, count n: Int,
-                          dim d: Int, scale: Float, scores: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>) {
+public func attentionHead(
+    _ q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, stride: Int, count n: Int,
+    dim d: Int, scale: Float, scores: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>
+) {
     for t in 0 ..< n { scores[t] = dot4(q, k + t * stride, d) * scale }
     softmax(scores, count: n)
     let d8 = d & ~7
@@ -43,7 +51,10 @@ public func attentionHead(_ q: UnsafePointer<Float>, k: UnsafePointer<Float>, v:
             o.storeBytes(of: acc, toByteOffset: 4 * i, as: SIMD8<Float>.self)
             i += 8
         }
-        while i < d { out[i] += scores[t] * v[t * stride + i] + scores[t + 1] * v[(t + 1) * stride + i]; i += 1 }
+        while i < d {
+            out[i] += scores[t] * v[t * stride + i] + scores[t + 1] * v[(t + 1) * stride + i]
+            i += 1
+        }
         t += 2
     }
     if t < n {
@@ -53,8 +64,10 @@ public func attentionHead(_ q: UnsafePointer<Float>, k: UnsafePointer<Float>, v:
 }
 
 /// Scalar twin: the same three steps, plain loops.
-public func attentionHead_ref(_ q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, stride: Int, count n: Int,
-                              dim d: Int, scale: Float, scores: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>) {
+public func attentionHead_ref(
+    _ q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, stride: Int, count n: Int,
+    dim d: Int, scale: Float, scores: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>
+) {
     for t in 0 ..< n {
         var s: Float = 0
         for i in 0 ..< d { s += q[i] * k[t * stride + i] }
@@ -79,13 +92,20 @@ public func attentionRows(
     q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, stride: Int, rows: Int, keys: Int,
     dim: Int, scale: Float, scores: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>, outStride: Int
 ) {
+    // OpenBLAS's kernel selection (BLASCore.swift) must happen before any sgemm, and never while one runs
+    // on another thread: a kernel test that reached sgemm first raced with it (wrong outputs, 1 run in ~5).
+    _ = blasCore
     cblas_sgemm(
         CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(keys), Int32(dim), scale, q, Int32(stride), k,
         Int32(stride), 0, scores, Int32(keys))
-    for r in 0 ..< rows { softmax(scores + r * keys, count: keys) }
-    cblas_sgemm(
-        CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows), Int32(dim), Int32(keys), 1, scores, Int32(keys), v,
-        Int32(stride), 0, out, Int32(outStride))
+    // The softmax's division moves past ·V: `dim` multiplies per row instead of `keys`.
+    withUnsafeTemporaryAllocation(of: Float.self, capacity: rows) { inv in
+        for r in 0 ..< rows { inv[r] = 1 / expShifted(scores + r * keys, count: keys) }
+        cblas_sgemm(
+            CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows), Int32(dim), Int32(keys), 1, scores, Int32(keys), v,
+            Int32(stride), 0, out, Int32(outStride))
+        for r in 0 ..< rows { KimiRuntime.scale(out + r * outStride, inv[r], count: dim) }
+    }
 }
 
 /// Scalar twin: one `attentionHead_ref` per query row.

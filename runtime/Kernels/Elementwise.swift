@@ -202,6 +202,34 @@ public func softmax(_ x: UnsafeMutablePointer<Float>, count n: Int) {
     scale(x, 1 / hsum(s8), count: n)
 }
 
+/// x ← exp(x − max) in place, returning Σ: softmax without its division, for callers that scale a
+/// smaller result instead (attention rows: the [rows, dim] output, not the [rows, keys] scores).
+public func expShifted(_ x: UnsafeMutablePointer<Float>, count n: Int) -> Float {
+    if n == 0 { return 0 }
+    var m8 = SIMD8<Float>(repeating: -.infinity)
+    var i = 0
+    while i + 8 <= n {
+        m8 = vmax(m8, load8(x + i))
+        i += 8
+    }
+    var m = laneMax(m8)
+    while i < n {
+        m = max(m, x[i])
+        i += 1
+    }
+    let vm = SIMD8<Float>(repeating: m)
+    var s8 = SIMD8<Float>()
+    i = 0
+    while i < n {
+        let k = min(8, n - i)
+        let e = vexp(loadPartial8(x + i, k, fill: -.infinity) - vm)
+        storePartial8(x + i, e, k)
+        s8 += e
+        i += 8
+    }
+    return hsum(s8)
+}
+
 /// log Σ exp(x) over n floats (−∞ entries count as 0), without changing x: max + log Σ exp(x − max).
 /// For log-probabilities of chosen tokens (Whisper's avg_logprob) without a softmax pass per token.
 public func logSumExp(_ x: UnsafePointer<Float>, count n: Int) -> Float {
@@ -426,6 +454,17 @@ public func softmax_ref(_ x: UnsafeMutablePointer<Float>, count n: Int) {
         s += x[i]
     }
     for i in 0 ..< n { x[i] /= s }
+}
+
+public func expShifted_ref(_ x: UnsafeMutablePointer<Float>, count n: Int) -> Float {
+    var m = -Float.infinity
+    for i in 0 ..< n { m = max(m, x[i]) }
+    var s: Float = 0
+    for i in 0 ..< n {
+        x[i] = Foundation.exp(x[i] - m)
+        s += x[i]
+    }
+    return s
 }
 
 public func logSumExp_ref(_ x: UnsafePointer<Float>, count n: Int) -> Float {

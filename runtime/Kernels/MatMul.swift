@@ -132,6 +132,7 @@ public func matmulFloat(
     _ Y: UnsafeMutablePointer<Float>, ldy: Int, rows: Range<Int>, scratch: UnsafeMutablePointer<Float>?,
     chunkRows: Int? = nil
 ) {
+    _ = blasCore  // selected before the first sgemm (see attentionRows)
     let K = w.cols
     if rows.isEmpty || T == 0 { return }
     if w.dtype == .f32 {
