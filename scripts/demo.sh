@@ -32,3 +32,7 @@ echo "== parity with the official PyTorch code (golden cases from scripts/refere
   --golden Tests/Fixtures/golden/vq_tiny_long_31s.safetensors
 echo "== the q4 file against the same official f32 run (bounds for q4 weights)"
 "$bin/kimi-parity" "$out/tiny-q4.kaf" --golden Tests/Fixtures/golden/kimi_tiny_lm_f32.safetensors
+echo "== a plain Whisper checkpoint (tiny random multilingual fixture): transcription with its own decoder, and its parity with transformers"
+"$bin/kimi-convert" --f32 --force Tests/Fixtures/tiny-whisper "$out/tiny-whisper-f32.kaf" >/dev/null 2>&1
+"$bin/kimi-run" "$out/tiny-whisper-f32.kaf" asr Tests/Fixtures/audio/fox_22k.wav --json --max-tokens 12
+"$bin/kimi-parity" "$out/tiny-whisper-f32.kaf" --golden Tests/Fixtures/golden/whisper_tiny_decoder_*.safetensors

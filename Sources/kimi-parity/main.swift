@@ -14,7 +14,9 @@ struct KimiParity: ParsableCommand {
             the Whisper encoder's last hidden state and features per frame (cosine ≥ 0.99999 for f32 encoder
             weights, 0.9999 for 16-bit, 0.999 for q8, 0.99 for q4, on the audio's frames; all 1500 frames of the
             window for float weights only; max |Δ| reported); stage vq: the VQ codes of
-            the clip (identical for f32 encoder weights, agreement reported otherwise).
+            the clip (identical for f32 encoder weights, agreement reported otherwise); stage whisper_decoder (plain
+            Whisper files): the decoder's logits teacher-forced on the golden ids at the encoder's cosine bound (f32 also
+            max |Δ| ≤ 1e-3, identical top-1 and greedy ids; q8 top-1 ≥ 0.8) and its own greedy ids.
             The default bounds follow the file's LLM weights: f32 must match the official f32 run (|Δ| ≤ 1e-3,
             cosine ≥ 0.99999, top-1 and greedy identical); f16/bf16 |Δ| ≤ 0.05, cosine ≥ 0.9999, top-1 ≥ 0.9;
             q8 cosine ≥ 0.9995, top-1 ≥ 0.9; q4 cosine ≥ 0.98, top-1 ≥ 0.5 (greedy sequences reported, not
@@ -49,6 +51,14 @@ struct KimiParity: ParsableCommand {
             tol.basis = e.basis
             encoderOnly =
                 "bounds (\(e.basis)): per-frame cosine ≥ \(minCosine ?? e.bound)\(e.bound < 0.9999 ? " on the audio's frames" : "")"
+            if WhisperTranscriber.canTranscribe(kaf) {
+                // Stage whisper_decoder (GoldenCase.runWhisperDecoder): logits rows at the same cosine.
+                let rest =
+                    e.bound >= 0.99999
+                    ? "max |Δ| ≤ 0.001, top-1 and greedy ids identical"
+                    : e.bound >= 0.9999 ? "top-1 identical, greedy reported" : "top-1 ≥ 0.8, greedy reported"
+                encoderOnly! += "; decoder logits per position the same cosine, \(rest)"
+            }
         }
         if let v = maxAbs { tol.maxAbs = v }
         if let v = minCosine { (tol.minCosine, tol.encoderMinCosine) = (v, v) }
