@@ -3,13 +3,38 @@ import Glibc
 #endif
 
 /// The official sampler (docs/ARCHITECTURE.md §3.5): optional repetition penalty over a window of the history,
-/// log-softmax, then greedy (temperature ≤ 1e-6) or top-k sampling at a temperature.
+/// log-softmax, then greedy (temperature ≤ 1e-6) or top-k sampling at a temperature. Its candidate buffers grow
+/// to the largest k (or vocabulary, for top_k ≤ 0) once and are reused: a token allocates nothing.
 public struct Sampler {
     public var temperature: Float
     public var topK: Int
     public var penalty: Float
     public var window: Int
     private var rng: SplitMix64
+    private let scratch = Candidates()
+
+    /// The top-k candidates (ids, logits, weights), kept across calls.
+    final class Candidates {
+        var ids = UnsafeMutablePointer<Int>.allocate(capacity: 1)
+        var logits = UnsafeMutablePointer<Float>.allocate(capacity: 1)
+        var weights = UnsafeMutablePointer<Double>.allocate(capacity: 1)
+        var capacity = 1
+
+        func reserve(_ n: Int) {
+            guard n > capacity else { return }
+            ids.deallocate()
+            logits.deallocate()
+            weights.deallocate()
+            (ids, logits, weights) = (.allocate(capacity: n), .allocate(capacity: n), .allocate(capacity: n))
+            capacity = n
+        }
+
+        deinit {
+            ids.deallocate()
+            logits.deallocate()
+            weights.deallocate()
+        }
+    }
 
     public init(temperature: Float = 0, topK: Int = 5, penalty: Float = 1, window: Int = 16, seed: UInt64 = 0) {
         self.temperature = temperature
@@ -23,38 +48,46 @@ public struct Sampler {
     /// only when the penalty applies.
     public mutating func sample(_ logits: UnsafeMutablePointer<Float>, count n: Int, history: [Int]) -> Int {
         if penalty > 1, history.count > window {
-            for id in history.suffix(window) where id >= 0 && id < n {
+            for id in history[(history.count - window)...] where id >= 0 && id < n {
                 logits[id] = logits[id] < 0 ? logits[id] * penalty : logits[id] / penalty
             }
         }
-        if temperature <= 1e-6 { return argmax(logits, count: n) }  // first on ties, as torch.argmax
-        // softmax(logits / T) restricted to the top k (top_k ≤ 0: all), drawn once.
+        if temperature <= 1e-6 || n <= 1 { return argmax(logits, count: n) }  // first on ties, as torch.argmax
+        // softmax(logits / T) restricted to the top k (top_k ≤ 0: all), drawn once. The candidates are
+        // kept in descending order (insertion; the first of equal logits first).
         let k = topK > 0 ? min(topK, n) : n
-        var top: [(Int, Float)] = []
+        scratch.reserve(k + 1)
+        let ids = scratch.ids, top = scratch.logits, w = scratch.weights
+        var count = 0
         if k == n {
-            top = (0 ..< n).map { ($0, logits[$0]) }
+            for i in 0 ..< n { (ids[i], top[i]) = (i, logits[i]) }
+            count = n
         } else {
-            top.reserveCapacity(k + 1)
-            for i in 0 ..< n {
-                if top.count < k || logits[i] > top[top.count - 1].1 {
-                    var j = top.count
-                    top.append((i, logits[i]))
-                    while j > 0 && top[j - 1].1 < top[j].1 {
-                        top.swapAt(j - 1, j)
-                        j -= 1
-                    }
-                    if top.count > k { top.removeLast() }
+            for i in 0 ..< n where count < k || logits[i] > top[count - 1] {
+                var j = count
+                (ids[j], top[j]) = (i, logits[i])
+                count += 1
+                while j > 0 && top[j - 1] < top[j] {
+                    (ids[j - 1], ids[j]) = (ids[j], ids[j - 1])
+                    (top[j - 1], top[j]) = (top[j], top[j - 1])
+                    j -= 1
                 }
+                if count > k { count = k }
             }
         }
-        let mx = top.map(\.1).max() ?? 0
-        let w = top.map { exp(Double(($0.1 - mx) / temperature)) }
-        var u = rng.nextDouble() * w.reduce(0, +)
-        for (i, p) in w.enumerated() {
-            u -= p
-            if u <= 0 { return top[i].0 }
+        var mx = -Float.infinity
+        for i in 0 ..< count { mx = max(mx, top[i]) }
+        var total = 0.0
+        for i in 0 ..< count {
+            w[i] = exp(Double((top[i] - mx) / temperature))
+            total += w[i]
         }
-        return top[top.count - 1].0
+        var u = rng.nextDouble() * total
+        for i in 0 ..< count {
+            u -= w[i]
+            if u <= 0 { return ids[i] }
+        }
+        return ids[count - 1]
     }
 }
 
