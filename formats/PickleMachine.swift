@@ -1,7 +1,8 @@
 /// A restricted unpickler (protocols 2–5) for `torch.save` state dicts.
 ///
-/// It implements only the opcodes a state dict needs and applies only the builders of
-/// `PickleAllowlist`, reimplemented here; nothing in the file is executed. Memory is bounded by the
+/// It implements every opcode torch's weights-only unpickler does (and those of protocols 4 and 5)
+/// and applies only the builders of `PickleAllowlist`, reimplemented here; nothing in the file is
+/// executed. Memory is bounded by the
 /// pickle's size: each opcode pushes at most one object, the memo is a dictionary (a huge index
 /// allocates nothing), lengths are checked against the bytes left, and turning the object graph into
 /// a `PickleValue` tree is limited in depth and node count (shared references could otherwise
@@ -25,6 +26,8 @@ struct PickleMachine {
     private var lists: [PList] = []
     private var dicts: [PDict] = []
     private var opStart = 0
+    /// Storages re-read as another dtype by `_rebuild_tensor_v3`, by key and dtype (views share them).
+    private var retyped: [String: TorchStorage] = [:]
 
     /// Decodes `data` (the bytes of `what`, e.g. "archive/data.pkl", inside `file`).
     static func load(
@@ -232,6 +235,9 @@ struct PickleMachine {
                 stack.append(
                     .leaf(.string(try text(UInt64(try c.readU8("SHORT_BINUNICODE length")), "SHORT_BINUNICODE"))))
             case 0x8D: stack.append(.leaf(.string(try text(try c.readU64("BINUNICODE8 length"), "BINUNICODE8"))))
+            case 0x55:  // SHORT_BINSTRING (a Python 2 str): text, as torch.load decodes it (utf-8)
+                stack.append(
+                    .leaf(.string(try text(UInt64(try c.readU8("SHORT_BINSTRING length")), "SHORT_BINSTRING"))))
             case 0x42:
                 stack.append(
                     .leaf(.bytes(Array(try c.bytes(count: UInt64(try c.readU32("BINBYTES length")), "BINBYTES")))))
@@ -264,22 +270,18 @@ struct PickleMachine {
                 let args = try pop("REDUCE")
                 let callee = try pop("REDUCE")
                 stack.append(try apply(callee, args))
-            case 0x81:  // NEWOBJ: only the container classes, which take no meaningful arguments
+            case 0x81:  // NEWOBJ: cls.__new__(cls, *args), as torch's weights-only unpickler does it
                 let args = try pop("NEWOBJ")
                 let cls = try pop("NEWOBJ")
-                guard case .global(let name) = cls,
-                    ["collections.OrderedDict", "builtins.set", "builtins.frozenset"].contains(name)
-                else {
-                    throw fail("NEWOBJ of \(describe(cls)) is not supported")
-                }
-                stack.append(try apply(cls, args))
-            case 0x62:  // BUILD: object state (OrderedDict._metadata, tensor attributes) is not needed
-                _ = try pop("BUILD")
+                stack.append(try newObject(cls, args))
+            case 0x62:  // BUILD
+                let state = try pop("BUILD")
                 guard let top = stack.last, stack.count > floor else {
                     throw fail("BUILD on an empty stack (stack underflow)")
                 }
                 switch top {
-                case .dict, .leaf(.tensor): break
+                case .dict: break  // OrderedDict._metadata: not needed
+                case .leaf(.tensor(let t)): stack[stack.count - 1] = .leaf(.tensor(try buildTensor(t, state)))
                 default: throw fail("BUILD on \(describe(top)) is not supported")
                 }
             case 0x51:  // BINPERSID
@@ -327,8 +329,9 @@ struct PickleMachine {
 
     private func allow(_ module: String, _ name: String) throws -> String {
         if let q = PickleAllowlist.resolve(module: module, name: name) { return q }
-        let m = module == "__builtin__" ? "builtins" : module
-        throw fail("pickle asks for non-allowlisted global \(printable(m)).\(printable(name))")
+        let q = "\(PickleAllowlist.canonicalModule(module)).\(name)"
+        if let reason = PickleAllowlist.refused[q] { throw fail("pickle asks for \(q): \(reason)") }
+        throw fail("pickle asks for non-allowlisted global \(printable(q))")
     }
 
     private func printable(_ s: String) -> String {
@@ -395,11 +398,24 @@ struct PickleMachine {
         guard case .tuple(let argsBox) = argsObj else { throw fail("REDUCE arguments for \(name) are not a tuple") }
         let args = argsBox.items
         switch name {
-        case "collections.OrderedDict":
-            guard args.isEmpty else {
-                throw fail("collections.OrderedDict called with \(args.count) arguments, expected none")
+        case "collections.OrderedDict", "collections.Counter":
+            // OrderedDict() (items follow by SETITEMS); Counter(dict) as Counter.__reduce__ writes it;
+            // OrderedDict(dict) or OrderedDict([(key, value), …]).
+            let d = newDict()
+            if args.isEmpty { return .dict(d) }
+            guard args.count == 1 else { throw fail("\(name) called with \(args.count) arguments") }
+            switch args[0] {
+            case .dict(let from): try setItems(d, Array(zip(from.keys, from.values).flatMap { [$0, $1] }))
+            case .list(let pairs) where name == "collections.OrderedDict":
+                for p in pairs.items {
+                    guard case .tuple(let kv) = p, kv.items.count == 2 else {
+                        throw fail("\(name) called with a list holding \(describe(p)), not (key, value) pairs")
+                    }
+                    try setItems(d, kv.items)
+                }
+            default: throw fail("\(name) called with \(describe(args[0]))")
             }
-            return .dict(newDict())
+            return .dict(d)
         case "builtins.set", "builtins.frozenset":
             if args.isEmpty { return .set(newList()) }
             guard args.count == 1 else { throw fail("\(name) called with \(args.count) arguments") }
@@ -408,29 +424,57 @@ struct PickleMachine {
             default: throw fail("\(name) called with \(describe(args[0]))")
             }
         case "_codecs.encode":
-            guard args.count == 2, case .leaf(.string(let s)) = args[0], case .leaf(.string(let enc)) = args[1],
-                enc == "latin1" || enc == "latin-1"
-            else { throw fail("_codecs.encode supported only as (str, 'latin1')") }
-            var bytes: [UInt8] = []
-            for u in s.unicodeScalars {
-                guard u.value < 256 else {
-                    throw fail("_codecs.encode: character U+\(String(u.value, radix: 16)) is not latin1")
-                }
-                bytes.append(UInt8(u.value))
+            guard args.count == 2, case .leaf(.string(let s)) = args[0] else {
+                throw fail("_codecs.encode supported only as (str, 'latin1')")
             }
-            return .leaf(.bytes(bytes))
+            return .leaf(.bytes(try latin1(s, args[1], "_codecs.encode")))
+        case "builtins.bytearray":
+            // bytearray(), bytearray(bytes), bytearray(str, "latin-1") (protocol-2 form)
+            switch args.count {
+            case 0: return .leaf(.bytes([]))
+            case 1:
+                guard case .leaf(.bytes(let b)) = args[0] else {
+                    throw fail("bytearray called with \(describe(args[0]))")
+                }
+                return .leaf(.bytes(b))
+            case 2:
+                guard case .leaf(.string(let s)) = args[0] else {
+                    throw fail("bytearray called with \(describe(args[0]))")
+                }
+                return .leaf(.bytes(try latin1(s, args[1], "bytearray")))
+            default: throw fail("bytearray called with \(args.count) arguments")
+            }
+        case "builtins.complex":
+            guard args.count <= 2 else { throw fail("complex called with \(args.count) arguments") }
+            let re = args.count > 0 ? try real(args[0], "complex real part") : 0
+            let im = args.count > 1 ? try real(args[1], "complex imaginary part") : 0
+            return .leaf(.complex(re, im))
         case "torch.Size":
-            guard args.count == 1 else { throw fail("torch.Size called with \(args.count) arguments, expected 1") }
-            return .tuple(newList(try ints(args[0], "torch.Size argument").map { .leaf(.int(Int64($0))) }))
+            guard args.count <= 1 else { throw fail("torch.Size called with \(args.count) arguments, expected 1") }
+            let dims = args.isEmpty ? [] : try ints(args[0], "torch.Size argument")
+            return .tuple(newList(dims.map { .leaf(.int(Int64($0))) }))
         case "torch.device":
             guard (1 ... 2).contains(args.count), case .leaf(.string(let type)) = args[0] else {
                 throw fail("torch.device needs (type[, index])")
             }
             if args.count == 2, case .leaf(.int(let i)) = args[1] { return .leaf(.string("\(type):\(i)")) }
             return .leaf(.string(type))
-        case "torch._utils._rebuild_tensor", "torch._utils._rebuild_tensor_v2":
+        case "torch.serialization._get_layout":
+            guard args.count == 1, case .leaf(.string(let layout)) = args[0], Self.layouts.contains(layout) else {
+                throw fail("torch.serialization._get_layout needs the name of a torch layout")
+            }
+            return .global(layout)
+        case "torch.nn.parameter.Parameter":
+            // Parameter(data[, requires_grad=True])
+            guard (1 ... 2).contains(args.count), case .leaf(.tensor(let t)) = args[0] else {
+                throw fail("torch.nn.Parameter needs (tensor[, requires_grad])")
+            }
+            let rg = args.count == 2 ? try bool(args[1], "Parameter requires_grad") : true
+            return .leaf(.tensor(t.withParameter(true, requiresGrad: rg)))
+        case "torch._utils._rebuild_tensor", "torch._utils._rebuild_tensor_v2", "torch._utils._rebuild_tensor_v3":
             return .leaf(.tensor(try rebuildTensor(name, args)))
         case "torch._utils._rebuild_parameter", "torch._utils._rebuild_parameter_with_state":
+            // (data, requires_grad, backward_hooks[, state]): hooks and Python attributes are not needed
             guard args.count >= 2, case .leaf(.tensor(let t)) = args[0] else {
                 throw fail("\(name) needs (tensor, requires_grad, …)")
             }
@@ -451,6 +495,9 @@ struct PickleMachine {
                 parameter = parameter || t == "torch.nn.parameter.Parameter"
                 (fn, fnArgs) = (a[0], a[2])
             }
+            guard case .global(let inner) = fn, inner.hasPrefix("torch._utils._rebuild_") else {
+                throw fail("_rebuild_from_type_v2 rebuilds with \(describe(fn)), not a tensor rebuild function")
+            }
             let built = try apply(fn, fnArgs)
             guard case .leaf(.tensor(let tensor)) = built else {
                 throw fail("_rebuild_from_type_v2 did not build a tensor")
@@ -461,18 +508,126 @@ struct PickleMachine {
         }
     }
 
-    /// `_rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad, backward_hooks[, metadata])`.
-    private func rebuildTensor(_ name: String, _ args: [Obj]) throws -> TorchTensor {
-        guard args.count >= 4, args.count <= 7 else { throw fail("\(name) called with \(args.count) arguments") }
-        guard case .leaf(.storage(let storage)) = args[0] else {
+    /// NEWOBJ: `cls.__new__(cls, *args)`. The containers' `__new__` ignores its arguments (their
+    /// items follow as SETITEMS / APPENDS), complex, frozenset, torch.Size and torch.device take them,
+    /// and nn.Parameter is called, as in torch's weights-only unpickler.
+    private mutating func newObject(_ cls: Obj, _ args: Obj) throws -> Obj {
+        guard case .global(let name) = cls else { throw fail("NEWOBJ of \(describe(cls)) is not supported") }
+        guard case .tuple = args else { throw fail("NEWOBJ arguments for \(name) are not a tuple") }
+        switch name {
+        case "collections.OrderedDict", "collections.Counter": return .dict(newDict())
+        case "builtins.set": return .set(newList())
+        case "builtins.bytearray": return .leaf(.bytes([]))
+        case "builtins.frozenset", "builtins.complex", "torch.Size", "torch.device", "torch.nn.parameter.Parameter":
+            return try apply(cls, args)
+        default: throw fail("NEWOBJ of \(name) is not supported")
+        }
+    }
+
+    /// The layouts `torch.serialization._get_layout` knows (`str()` of each torch.layout).
+    static let layouts: Set<String> = [
+        "torch.strided", "torch.sparse_coo", "torch.sparse_csr", "torch.sparse_csc", "torch.sparse_bsr",
+        "torch.sparse_bsc", "torch._mkldnn", "torch.jagged",
+    ]
+
+    /// BUILD on a tensor: `Tensor.__setstate__` (legacy pickles). A 4-tuple re-points the tensor
+    /// (`set_(storage, offset, size, stride)`); torch's 3-tuple (requires_grad, _, hooks) of a
+    /// Parameter only sets requires_grad. Any other state would change the tensor in ways not
+    /// rebuilt here, so it is refused.
+    private func buildTensor(_ t: TorchTensor, _ state: Obj) throws -> TorchTensor {
+        guard case .tuple(let box) = state else { throw fail("BUILD on a tensor with \(describe(state)) state") }
+        let a = box.items
+        switch a.count {
+        case 4:
+            guard case .leaf(.storage(let storage)) = a[0] else {
+                throw fail("BUILD on a tensor: set_ with \(describe(a[0])), not a storage")
+            }
+            return try TorchTensor(
+                storage: storage, shape: try ints(a[2], "BUILD size"), strides: try ints(a[3], "BUILD stride"),
+                storageOffset: try int(a[1], "BUILD storage offset"), isParameter: t.isParameter,
+                requiresGrad: t.requiresGrad)
+        case 3 where t.isParameter:
+            return t.withParameter(true, requiresGrad: try bool(a[0], "BUILD requires_grad"))
+        default:
+            throw fail("BUILD on a tensor with a \(a.count)-tuple state is not supported")
+        }
+    }
+
+    /// `_rebuild_tensor(storage, storage_offset, size, stride)`,
+    /// `_rebuild_tensor_v2(…, requires_grad, backward_hooks[, metadata])`,
+    /// `_rebuild_tensor_v3(…, requires_grad, backward_hooks, dtype[, metadata])` (the storage's bytes
+    /// read as `dtype`: how torch saves the dtypes without a legacy storage class).
+    private mutating func rebuildTensor(_ name: String, _ args: [Obj]) throws -> TorchTensor {
+        let v3 = name == "torch._utils._rebuild_tensor_v3"
+        let range = name == "torch._utils._rebuild_tensor" ? 4 ... 4 : v3 ? 7 ... 8 : 4 ... 7
+        guard range.contains(args.count) else { throw fail("\(name) called with \(args.count) arguments") }
+        guard case .leaf(.storage(var storage)) = args[0] else {
             throw fail("\(name): first argument is \(describe(args[0])), not a storage")
         }
         let offset = try int(args[1], "\(name) storage offset")
         let shape = try ints(args[2], "\(name) size")
         let strides = try ints(args[3], "\(name) stride")
         let rg = args.count > 4 ? try bool(args[4], "\(name) requires_grad") : false
+        if v3 {
+            guard case .global(let dname) = args[6], let dtype = TorchDType.fromTorchName(dname) else {
+                throw fail("\(name): dtype is \(describe(args[6])), not a dtype a tensor here can have")
+            }
+            storage = retype(storage, dtype)
+        }
+        let metadataAt = v3 ? 7 : 6
+        if args.count > metadataAt { try checkMetadata(args[metadataAt], name) }
         return try TorchTensor(
             storage: storage, shape: shape, strides: strides, storageOffset: offset, requiresGrad: rg)
+    }
+
+    /// The storage's bytes as `dtype` elements (a trailing partial element is not reachable).
+    private mutating func retype(_ s: TorchStorage, _ dtype: TorchDType) -> TorchStorage {
+        if s.dtype == dtype { return s }
+        let key = "\(s.key)\u{0}\(dtype.rawValue)"
+        if let r = retyped[key] { return r }
+        let n = s.bytes.count / dtype.size
+        let r = TorchStorage(
+            key: s.key, dtype: dtype, count: n, bytes: UnsafeRawBufferPointer(rebasing: s.bytes[0 ..< n * dtype.size]),
+            file: s.file)
+        retyped[key] = r
+        return r
+    }
+
+    /// `get_tensor_metadata`: torch sets the conj / neg view bits from it, which flip the values of
+    /// the stored bytes. The converter reads the bytes as they are, so a set bit is refused.
+    private func checkMetadata(_ o: Obj, _ name: String) throws {
+        switch o {
+        case .leaf(.none): return
+        case .dict(let d):
+            for (k, v) in zip(d.keys, d.values) {
+                guard case .leaf(.string(let key)) = k else { throw fail("\(name): metadata key is \(describe(k))") }
+                if case .leaf(.bool(false)) = v { continue }
+                throw fail(
+                    "\(name): the tensor has torch's \(printable(key)) bit set (save t.resolve_conj().resolve_neg())")
+            }
+        default: throw fail("\(name): metadata is \(describe(o)), not a dict")
+        }
+    }
+
+    private func latin1(_ s: String, _ encoding: Obj, _ what: String) throws -> [UInt8] {
+        guard case .leaf(.string(let enc)) = encoding, enc == "latin1" || enc == "latin-1" else {
+            throw fail("\(what) supported only with the latin1 encoding")
+        }
+        var bytes: [UInt8] = []
+        for u in s.unicodeScalars {
+            guard u.value < 256 else { throw fail("\(what): character U+\(String(u.value, radix: 16)) is not latin1") }
+            bytes.append(UInt8(u.value))
+        }
+        return bytes
+    }
+
+    private func real(_ o: Obj, _ what: String) throws -> Double {
+        switch o {
+        case .leaf(.float(let f)): return f
+        case .leaf(.int(let i)): return Double(i)
+        case .leaf(.bool(let b)): return b ? 1 : 0
+        default: throw fail("\(what) is \(describe(o)), expected a number")
+        }
     }
 
     private func int(_ o: Obj, _ what: String) throws -> Int {

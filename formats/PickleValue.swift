@@ -6,17 +6,22 @@ public indirect enum PickleValue: Sendable {
     /// An integer wider than 64 bits: little-endian two's complement bytes, as pickle stores it.
     case bigInt([UInt8])
     case float(Double)
+    /// `builtins.complex(real, imag)`.
+    case complex(Double, Double)
+    /// Text; also a `torch.device`, as its `str()` (`"cpu"`, `"cuda:1"`).
     case string(String)
+    /// `bytes` (protocol 2 spells them `_codecs.encode(str, "latin1")`) and `bytearray`.
     case bytes([UInt8])
     case list([PickleValue])
     case tuple([PickleValue])
     /// `set` / `frozenset`, in pickle order.
     case set([PickleValue])
-    /// `dict` / `OrderedDict`, in insertion order.
+    /// `dict` / `OrderedDict` / `Counter`, in insertion order.
     case dict([(key: PickleValue, value: PickleValue)])
     case tensor(TorchTensor)
     case storage(TorchStorage)
-    /// A reference to an allowlisted type or constant, such as `torch.float32`, by qualified name.
+    /// A reference to an allowlisted type or constant by qualified name: a dtype (`torch.float32`), a
+    /// layout (`torch.strided`), a qscheme, a tensor or storage class. A `torch.Size` is a `.tuple`.
     case global(String)
 
     /// The value of a string key when this is a dict.
@@ -32,6 +37,7 @@ public indirect enum PickleValue: Sendable {
         case .bool: "bool"
         case .int, .bigInt: "int"
         case .float: "float"
+        case .complex: "complex"
         case .string: "str"
         case .bytes: "bytes"
         case .list: "list"

@@ -22,7 +22,8 @@ public final class TorchCheckpoint: @unchecked Sendable {
         // torch.save(..., _use_new_zipfile_serialization=False) starts with a pickled magic number.
         let legacyMagic: [UInt8] = [0x80, 0x02, 0x8A, 0x0A, 0x6C, 0xFC, 0x9C, 0x46, 0xF9, 0x20, 0x6A, 0xA8, 0x50, 0x19]
         if file.bytes.starts(with: legacyMagic) {
-            throw FormatError(file.path, "legacy (pre-zip) torch.save format is not supported; re-save with a current torch")
+            throw FormatError(
+                file.path, "legacy (pre-zip) torch.save format is not supported; re-save with a current torch")
         }
         archive = try ZipArchive(file: file)
 
@@ -33,7 +34,10 @@ public final class TorchCheckpoint: @unchecked Sendable {
             throw FormatError(file.path, "not a torch.save checkpoint: no <folder>/data.pkl entry in the zip")
         }
         guard pickles.count == 1 else {
-            throw FormatError(file.path, "ambiguous checkpoint: \(pickles.count) data.pkl entries (\(pickles.map(\.name).prefix(4).joined(separator: ", ")))")
+            throw FormatError(
+                file.path,
+                "ambiguous checkpoint: \(pickles.count) data.pkl entries (\(pickles.map(\.name).prefix(4).joined(separator: ", ")))"
+            )
         }
         let prefix = String(pkl.name.dropLast("data.pkl".count))
         self.prefix = prefix
@@ -41,7 +45,10 @@ public final class TorchCheckpoint: @unchecked Sendable {
         if let bo = archive.entry(named: prefix + "byteorder") {
             let b = try archive.data(bo)
             guard b.count <= 16, String(decoding: b, as: UTF8.self) == "little" else {
-                throw FormatError(file.path, "checkpoint byteorder is \"\(String(decoding: b.prefix(16), as: UTF8.self))\", only \"little\" is supported")
+                throw FormatError(
+                    file.path,
+                    "checkpoint byteorder is \"\(String(decoding: b.prefix(16), as: UTF8.self))\", only \"little\" is supported"
+                )
             }
         }
 
@@ -55,19 +62,34 @@ public final class TorchCheckpoint: @unchecked Sendable {
     }
 
     /// `('storage', torch.<T>Storage, key, location, numel)` → the entry `<prefix>data/<key>`.
-    static func loadStorage(_ pid: PickleValue, archive: ZipArchive, prefix: String,
-                            cache: inout [String: TorchStorage]) throws -> PickleValue {
+    static func loadStorage(
+        _ pid: PickleValue, archive: ZipArchive, prefix: String,
+        cache: inout [String: TorchStorage]
+    ) throws -> PickleValue {
         let path = archive.path
-        guard case .tuple(let t) = pid, t.count == 5, case .string("storage") = t[0],
-              case .global(let type) = t[1], case .string(let key) = t[2], case .int(let numel) = t[4] else {
+        // torch.load accepts the strings as str or (from Python 2 pickles) ASCII bytes.
+        func text(_ v: PickleValue) -> String? {
+            switch v {
+            case .string(let s): s
+            case .bytes(let b) where b.allSatisfy({ $0 < 0x80 }): String(decoding: b, as: UTF8.self)
+            default: nil
+            }
+        }
+        guard case .tuple(let t) = pid, t.count == 5, text(t[0]) == "storage",
+            case .global(let type) = t[1], let key = text(t[2]), case .int(let numel) = t[4]
+        else {
             throw FormatError(path, "persistent id is not ('storage', type, key, location, numel)")
         }
-        guard type.hasPrefix("torch."), let dtype = TorchDType.fromStorageType(String(type.split(separator: ".").last ?? "")) else {
-            throw FormatError(path, "storage \(key) has unsupported type \(type)")
+        let typeName = String(type.split(separator: ".").last ?? "")
+        guard type.hasPrefix("torch."), let dtype = TorchDType.fromStorageType(typeName) else {
+            let why = typeName.hasPrefix("Q") ? " (quantized storages are not supported)" : ""
+            throw FormatError(path, "storage \(key) has unsupported type \(type)\(why)")
         }
         if let s = cache[key] {
             // torch keeps one storage per key; a second view of it must agree on its type.
-            guard s.dtype == dtype else { throw FormatError(path, "storage \(key) is used as both \(s.dtype) and \(dtype)") }
+            guard s.dtype == dtype else {
+                throw FormatError(path, "storage \(key) is used as both \(s.dtype) and \(dtype)")
+            }
             return .storage(s)
         }
         let name = prefix + "data/" + key
@@ -76,11 +98,15 @@ public final class TorchCheckpoint: @unchecked Sendable {
         }
         let (bytes, overflow) = Int(clamping: numel).multipliedReportingOverflow(by: dtype.size)
         guard numel >= 0, !overflow, UInt64(bytes) <= entry.uncompressedSize else {
-            throw FormatError(path, "storage \(key): \(numel) elements of \(dtype) need more than the \(entry.uncompressedSize) bytes of \(name)")
+            throw FormatError(
+                path,
+                "storage \(key): \(numel) elements of \(dtype) need more than the \(entry.uncompressedSize) bytes of \(name)"
+            )
         }
         let data = try archive.data(entry)
-        let s = TorchStorage(key: key, dtype: dtype, count: Int(numel),
-                             bytes: UnsafeRawBufferPointer(rebasing: data[0 ..< bytes]), file: archive.file)
+        let s = TorchStorage(
+            key: key, dtype: dtype, count: Int(numel),
+            bytes: UnsafeRawBufferPointer(rebasing: data[0 ..< bytes]), file: archive.file)
         cache[key] = s
         return .storage(s)
     }
@@ -97,7 +123,10 @@ public final class TorchCheckpoint: @unchecked Sendable {
             }
             guard let next = v[k] else {
                 let have = items.prefix(12).map { $0.key.stringValue.map { "\"\($0)\"" } ?? $0.key.kindName }
-                throw FormatError(path, "key \"\(k)\" missing in \(describe(walked)) (has \(have.joined(separator: ", "))\(items.count > 12 ? ", …" : ""))")
+                throw FormatError(
+                    path,
+                    "key \"\(k)\" missing in \(describe(walked)) (has \(have.joined(separator: ", "))\(items.count > 12 ? ", …" : ""))"
+                )
             }
             walked.append(k)
             v = next

@@ -24,6 +24,10 @@ private struct ExpectedTensor {
     let contiguous: Bool
     let parameter: Bool
     let values: [Double]
+    /// Whether torch could give values (not for packed fp4 and bits dtypes).
+    let hasValues: Bool
+    /// The tensor's bytes as torch holds them, in hex (contiguous tensors).
+    let raw: String?
 }
 
 private let expected: [String: [ExpectedTensor]] = {
@@ -37,7 +41,8 @@ private let expected: [String: [ExpectedTensor]] = {
                 shape: (t["shape"] as? [NSNumber] ?? []).map(\.intValue),
                 contiguous: t["contiguous"] as? Bool ?? false,
                 parameter: t["parameter"] as? Bool ?? false,
-                values: (t["hex"] as? [String] ?? []).map { Double($0) ?? .nan })
+                values: (t["hex"] as? [String] ?? []).map { Double($0) ?? .nan },
+                hasValues: t["hex"] != nil, raw: t["raw"] as? String)
         }
     }
 }()
@@ -197,7 +202,10 @@ func torchCheckpointMatchesTorchValues(_ name: String) throws {
     ("stride_past_storage.pt", "reaches element 4 but the storage holds 4 elements"),
     ("stride_overflow.pt", "extent overflows"),
     ("storage_missing.pt", "zip entry archive/data/7 is missing"),
-    ("storage_bad_type.pt", "non-allowlisted global torch.ComplexFloatStorage"),
+    ("storage_bad_type.pt", "unsupported type torch.QInt8Storage (quantized storages are not supported)"),
+    ("evil_torch_load.pt", "non-allowlisted global torch.serialization.load"),
+    ("evil_exec.pt", "non-allowlisted global builtins.exec"),
+    ("evil_whole_module.pt", "non-allowlisted global torch.nn.modules.linear.Linear"),
     ("big_endian.pt", "byteorder is \"big\""),
     ("deflated_pkl.pt", "compressed entry archive/data.pkl"),
     ("no_data_pkl.pt", "no <folder>/data.pkl entry"),
@@ -457,5 +465,265 @@ func pickleNestedRebuildFromTypeV2IsAnErrorNotACrash(_ levels: Int) {
     if levels > PickleMachine.maxDepth {
         #expect(
             error?.message.contains("nests deeper than \(PickleMachine.maxDepth)") == true, "\(error?.message ?? "")")
+    }
+}
+
+// MARK: - The weights-only allowlist (issue 12, item 12)
+
+/// allowlist.json: the names torch's weights-only unpickler allows by default, and each allow_*
+/// fixture as torch loaded it (a tagged tree written by make_pickle_fixtures.py `tag`), kept in the
+/// canonical text of `canonical`.
+private struct AllowlistJSON: Sendable {
+    var torchAllowedGlobals: [String] = []
+    var values: [String: String] = [:]
+}
+
+private let allowlistJSON: AllowlistJSON = {
+    guard let data = FileManager.default.contents(atPath: fixture("allowlist.json")),
+        let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
+    else { return AllowlistJSON() }
+    return AllowlistJSON(
+        torchAllowedGlobals: json["torch_allowed_globals"] as? [String] ?? [],
+        values: (json["values"] as? [String: Any] ?? [:]).mapValues(canonical))
+}()
+
+private func hex(_ b: some Sequence<UInt8>) -> String { b.map { String(format: "%02x", $0) }.joined() }
+private func bits(_ d: Double) -> String {
+    let h = String(d.bitPattern, radix: 16)
+    return String(repeating: "0", count: 16 - h.count) + h
+}
+
+/// Decimal text of a little-endian two's-complement integer (pickle's LONG1 / LONG4 bytes).
+private func decimal(_ le: [UInt8]) -> String {
+    let negative = (le.last ?? 0) & 0x80 != 0
+    var mag = le
+    if negative {  // two's complement negation
+        var carry = 1
+        for i in mag.indices {
+            let v = Int(~mag[i]) + carry
+            mag[i] = UInt8(v & 0xFF)
+            carry = v >> 8
+        }
+    }
+    var digits: [Character] = []
+    var be = Array(mag.reversed())
+    while be.contains(where: { $0 != 0 }) {
+        var rem = 0
+        for i in be.indices {
+            let cur = rem * 256 + Int(be[i])
+            be[i] = UInt8(cur / 10)
+            rem = cur % 10
+        }
+        digits.append(Character(String(rem)))
+    }
+    let s = digits.isEmpty ? "0" : String(digits.reversed())
+    return negative ? "-" + s : s
+}
+
+/// What we read, in the same tagged form as the fixture script's `tag`.
+private func tagged(_ v: PickleValue) -> Any {
+    let node: [Any]
+    switch v {
+    case .none: node = ["None"]
+    case .bool(let b): node = ["bool", b]
+    case .int(let i): node = ["int", String(i)]
+    case .bigInt(let b): node = ["int", decimal(b)]
+    case .float(let f): node = ["float", bits(f)]
+    case .complex(let re, let im): node = ["complex", bits(re), bits(im)]
+    case .string(let s): node = ["str", s]
+    case .bytes(let b): node = ["bytes", hex(b)]
+    case .tensor(let t): node = ["tensor", t.dtype.rawValue, t.shape, t.isParameter]
+    case .storage(let s): node = ["storage", s.dtype.rawValue, s.count]
+    case .global(let n): node = ["global", n]
+    case .tuple(let a): node = ["tuple", a.map(tagged)]
+    case .list(let a): node = ["list", a.map(tagged)]
+    case .set(let a): node = ["set", a.map(tagged)]
+    case .dict(let items): node = ["dict", items.map { [tagged($0.key), tagged($0.value)] as [Any] }]
+    }
+    return node
+}
+
+/// A canonical text of a tagged tree (parsed JSON or `tagged`): numbers and bools as integers, set
+/// items sorted (a set's order is not kept by pickle).
+private func canonical(_ x: Any) -> String {
+    if let s = x as? String { return String(reflecting: s) }
+    if let a = x as? [Any] {
+        let items = a.map(canonical)
+        if a.count == 2, a.first as? String == "set", let inner = a[1] as? [Any] {
+            return "[\"set\",[" + inner.map(canonical).sorted().joined(separator: ",") + "]]"
+        }
+        return "[" + items.joined(separator: ",") + "]"
+    }
+    if let n = x as? NSNumber { return "\(n.int64Value)" }
+    if let b = x as? Bool { return b ? "1" : "0" }
+    if let i = x as? Int { return "\(i)" }
+    return "?\(x)"
+}
+
+/// The fixture read by our reader equals what torch.load(weights_only=True) returned: every value
+/// (allowlist.json) and every tensor's dtype, shape, values and bytes (expected.json).
+private func expectAsTorchLoadedIt(_ name: String) throws {
+    let ckpt = try TorchCheckpoint(path: fixture(name))
+    let want = try #require(allowlistJSON.values[name], "allowlist.json has no \(name)")
+    #expect(canonical(tagged(ckpt.root)) == want, "\(name): values differ from torch's")
+    for e in try #require(expected[name]) {
+        let value = try #require(lookup(ckpt.root, e.path), "\(name): no value at \(e.path)")
+        let t = try #require(value.tensorValue, "\(name): \(e.path) is \(value.kindName)")
+        #expect(t.dtype.rawValue == e.dtype, "\(name) \(e.path)")
+        #expect(t.shape == e.shape, "\(name) \(e.path)")
+        #expect(t.isContiguous == e.contiguous, "\(name) \(e.path)")
+        #expect(t.isParameter == e.parameter, "\(name) \(e.path)")
+        if e.hasValues {
+            let got = try t.doubles()
+            #expect(got.count == t.count * t.dtype.scalarsPerElement)
+            let same =
+                got.count == e.values.count && zip(got, e.values).allSatisfy { $0 == $1 || ($0.isNaN && $1.isNaN) }
+            #expect(same, "\(name) \(e.path) \(t.dtype): \(got.prefix(8)) vs \(e.values.prefix(8))")
+        } else {
+            #expect(t.dtype.scalarsPerElement == 0, "\(name) \(e.path): torch gave no values for \(t.dtype)")
+            #expect(throws: FormatError.self) { _ = try t.doubles() }
+        }
+        if let raw = e.raw {
+            #expect(try t.withContiguousBytes { hex($0) } == raw, "\(name) \(e.path): bytes differ")
+        }
+    }
+}
+
+@Test func allowlistJSONIsPresent() {
+    #expect(allowlistJSON.values.count >= 14, "allowlist.json missing or unreadable")
+}
+
+/// Every global torch's weights-only unpickler allows by default is either on our list or refused
+/// with a reason; what we accept beyond torch's list is exactly `PickleAllowlist.beyondTorch`.
+@Test func allowlistCoversTorchsWeightsOnlyGlobals() throws {
+    let torch = Set(allowlistJSON.torchAllowedGlobals)
+    #expect(torch.count > 50)
+    let ours = PickleAllowlist.builders.union(PickleAllowlist.constants)
+    let refused = Set(PickleAllowlist.refused.keys)
+    #expect(
+        torch.subtracting(ours).subtracting(refused).sorted() == [],
+        "torch allows these, we neither read nor refuse them with a reason")
+    #expect(ours.subtracting(torch).sorted() == PickleAllowlist.beyondTorch.sorted())
+    #expect(refused.isSubset(of: torch))
+    #expect(ours.isDisjoint(with: refused))
+}
+
+@Test func allowEveryLegacyTypedStorageDtype_rebuildTensorV2() throws {
+    try expectAsTorchLoadedIt("allow_typed_storages.pt")
+}
+
+@Test func allowEveryNewDtypeOnUntypedStorage_rebuildTensorV3() throws {
+    try expectAsTorchLoadedIt("allow_untyped_storages.pt")
+    let sd = try TorchCheckpoint(path: fixture("allow_untyped_storages.pt")).stateDict()
+    #expect(Set(sd.map(\.tensor.dtype)).count == 15, "one tensor per dtype of torch.storage._new_dtypes()")
+}
+
+@Test func allowParameter_rebuildParameter() throws {
+    try expectAsTorchLoadedIt("allow_parameter.pt")
+    let sd = Dictionary(
+        uniqueKeysWithValues: try TorchCheckpoint(path: fixture("allow_parameter.pt")).stateDict().map {
+            ($0.name, $0.tensor)
+        })
+    #expect(sd["trainable"]?.requiresGrad == true && sd["frozen"]?.requiresGrad == false)
+}
+
+@Test func allowParameterWithAttributes_rebuildParameterWithState() throws {
+    try expectAsTorchLoadedIt("allow_parameter_with_state.pt")
+}
+
+@Test func allowTensorWithAttributes_rebuildFromTypeV2() throws {
+    try expectAsTorchLoadedIt("allow_tensor_with_state.pt")
+}
+
+@Test func allowModuleStateDict_orderedDictWithMetadataBuild() throws {
+    try expectAsTorchLoadedIt("allow_state_dict_metadata.pt")
+}
+
+@Test func allowBytes_codecsEncodeAndBytearray() throws {
+    try expectAsTorchLoadedIt("allow_bytes.pt")
+}
+
+@Test func allowPlainContainers_setTupleCounterComplexBigInt() throws {
+    try expectAsTorchLoadedIt("allow_containers.pt")
+}
+
+@Test func allowTorchValues_sizeDeviceDtypesLayoutsQschemesClasses() throws {
+    try expectAsTorchLoadedIt("allow_torch_values.pt")
+}
+
+@Test func allowStoragesSavedAsValues() throws {
+    try expectAsTorchLoadedIt("allow_storages_as_values.pt")
+}
+
+@Test func allowLegacyFourArgument_rebuildTensor() throws {
+    try expectAsTorchLoadedIt("allow_rebuild_tensor_v1.pt")
+}
+
+@Test func allowPython2Strings_shortBinstring() throws {
+    try expectAsTorchLoadedIt("allow_short_binstring.pt")
+}
+
+@Test func allowTensorBuildState_setStorageOffsetSizeStride() throws {
+    try expectAsTorchLoadedIt("allow_build_tensor_set.pt")
+}
+
+@Test func allowNewobj_asTorchsUnpicklerDoesIt() throws {
+    try expectAsTorchLoadedIt("allow_newobj.pt")
+}
+
+/// torch's default list refuses frozenset; ours reads it (a plain container, `beyondTorch`).
+@Test func frozensetIsReadAlthoughTorchRefusesIt() throws {
+    let ckpt = try TorchCheckpoint(path: fixture("beyond_frozenset.pt"))
+    guard case .set(let items)? = ckpt.root["f"] else {
+        Issue.record("frozenset: \(String(describing: ckpt.root["f"]))")
+        return
+    }
+    #expect(items.compactMap(\.intValue).sorted() == [1, 2])
+}
+
+/// torch loads these (they are on its list); ours refuses each by name, saying why.
+@Test(arguments: [
+    ("refuse_qtensor.pt", "torch._utils._rebuild_qtensor: quantized tensors are not supported"),
+    ("refuse_sparse.pt", "torch._utils._rebuild_sparse_tensor: sparse tensors are not supported"),
+    ("refuse_meta.pt", "torch._utils._rebuild_meta_tensor_no_storage: meta tensors have no data"),
+    ("refuse_nested.pt", "torch._utils._rebuild_nested_tensor: nested tensors are not supported"),
+    ("refuse_neg_bit.pt", "the tensor has torch's neg bit set"),
+    ("refuse_conj_bit.pt", "the tensor has torch's conj bit set"),
+])
+func refusedTensorKindsNameTheReason(_ name: String, _ problem: String) {
+    let path = fixture(name)
+    let error = #expect(throws: FormatError.self) { _ = try TorchCheckpoint(path: path) }
+    #expect(error?.file == path)
+    #expect(error?.message.contains(problem) == true, "\(name): got \(error?.message ?? "no error")")
+}
+
+/// A global outside the list is refused by its name, whatever opcode asks for it (GLOBAL or
+/// STACK_GLOBAL) and whichever way it would be used (REDUCE, NEWOBJ, BUILD state, a plain value).
+@Test(arguments: [
+    ("builtins", "eval"), ("builtins", "exec"), ("builtins", "getattr"), ("builtins", "__import__"),
+    ("os", "system"), ("posix", "system"), ("subprocess", "Popen"), ("torch", "load"),
+    ("torch.serialization", "load"), ("torch", "FloatTensor.__new__"), ("collections", "defaultdict"),
+    ("torch.nn.modules.linear", "Linear"), ("numpy.core.multiarray", "_reconstruct"), ("__builtin__", "eval"),
+    ("torch._utils", "_rebuild_xla_tensor"), ("builtins", "dict"), ("builtins", "list"), ("builtins", "bytes"),
+])
+func globalsOutsideTheAllowlistAreRefusedByName(_ module: String, _ name: String) {
+    let q = "\(module == "__builtin__" ? "builtins" : module).\(name)"
+    let global = [0x63] + Array("\(module)\n\(name)\n".utf8)
+    let stackGlobal =
+        [0x8C, UInt8(module.utf8.count)] + Array(module.utf8) + [0x8C, UInt8(name.utf8.count)] + Array(name.utf8) + [
+            0x93
+        ]
+    for (how, op) in [("GLOBAL", global), ("STACK_GLOBAL", stackGlobal)] {
+        for use: [UInt8] in [[0x29, 0x52, 0x2E], [0x29, 0x81, 0x2E], [0x2E]] {  // REDUCE, NEWOBJ, value
+            let bytes: [UInt8] = [0x80, 0x04] + op + use
+            let error = #expect(throws: FormatError.self) {
+                _ = try bytes.withUnsafeBytes { buf in
+                    try PickleMachine.load(buf, file: "evil.pt", what: "archive/data.pkl") { $0 }
+                }
+            }
+            #expect(
+                error?.message.contains("non-allowlisted global \(q)") == true,
+                "\(how) \(q): \(error?.message ?? "no error")")
+        }
     }
 }
