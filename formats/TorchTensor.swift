@@ -185,13 +185,7 @@ public struct TorchTensor: Sendable {
             throw FormatError(
                 path, "\(what): reaches element \(lastIndex) but the storage holds \(storage.count) elements")
         }
-        self.storage = storage
-        self.shape = shape
-        self.strides = strides
-        self.storageOffset = storageOffset
-        self.isParameter = isParameter
-        self.requiresGrad = requiresGrad
-        self.count = count
+        self.init(unchecked: storage, shape, strides, storageOffset, isParameter, requiresGrad, count)
     }
 
     func withParameter(_ p: Bool, requiresGrad: Bool) -> TorchTensor {

@@ -175,9 +175,8 @@ public func ropeInterleaved(
 
 // MARK: softmax and activations
 
-/// In-place numerically stable softmax: exp(x − max) / Σ.
-public func softmax(_ x: UnsafeMutablePointer<Float>, count n: Int) {
-    if n == 0 { return }
+/// The largest of n ≥ 1 floats.
+@inline(__always) func rowMax(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
     var m8 = SIMD8<Float>(repeating: -.infinity)
     var i = 0
     while i + 8 <= n {
@@ -189,38 +188,23 @@ public func softmax(_ x: UnsafeMutablePointer<Float>, count n: Int) {
         m = max(m, x[i])
         i += 1
     }
-    let vm = SIMD8<Float>(repeating: m)
-    var s8 = SIMD8<Float>()
-    i = 0
-    while i < n {  // one vexp call site (the tail padded with −inf → 0), so it is inlined
-        let k = min(8, n - i)
-        let e = vexp(loadPartial8(x + i, k, fill: -.infinity) - vm)
-        storePartial8(x + i, e, k)
-        s8 += e
-        i += 8
-    }
-    scale(x, 1 / hsum(s8), count: n)
+    return m
+}
+
+/// In-place numerically stable softmax: exp(x − max) / Σ.
+public func softmax(_ x: UnsafeMutablePointer<Float>, count n: Int) {
+    if n == 0 { return }
+    scale(x, 1 / expShifted(x, count: n), count: n)
 }
 
 /// x ← exp(x − max) in place, returning Σ: softmax without its division, for callers that scale a
 /// smaller result instead (attention rows: the [rows, dim] output, not the [rows, keys] scores).
 public func expShifted(_ x: UnsafeMutablePointer<Float>, count n: Int) -> Float {
     if n == 0 { return 0 }
-    var m8 = SIMD8<Float>(repeating: -.infinity)
-    var i = 0
-    while i + 8 <= n {
-        m8 = vmax(m8, load8(x + i))
-        i += 8
-    }
-    var m = laneMax(m8)
-    while i < n {
-        m = max(m, x[i])
-        i += 1
-    }
-    let vm = SIMD8<Float>(repeating: m)
+    let vm = SIMD8<Float>(repeating: rowMax(x, n))
     var s8 = SIMD8<Float>()
-    i = 0
-    while i < n {
+    var i = 0
+    while i < n {  // one vexp call site (the tail padded with −inf → 0), so it is inlined
         let k = min(8, n - i)
         let e = vexp(loadPartial8(x + i, k, fill: -.infinity) - vm)
         storePartial8(x + i, e, k)
@@ -234,21 +218,11 @@ public func expShifted(_ x: UnsafeMutablePointer<Float>, count n: Int) -> Float 
 /// For log-probabilities of chosen tokens (Whisper's avg_logprob) without a softmax pass per token.
 public func logSumExp(_ x: UnsafePointer<Float>, count n: Int) -> Float {
     if n == 0 { return -.infinity }
-    var m8 = SIMD8<Float>(repeating: -.infinity)
-    var i = 0
-    while i + 8 <= n {
-        m8 = vmax(m8, load8(x + i))
-        i += 8
-    }
-    var m = laneMax(m8)
-    while i < n {
-        m = max(m, x[i])
-        i += 1
-    }
+    let m = rowMax(x, n)
     if m == -.infinity { return m }
     let vm = SIMD8<Float>(repeating: m)
     var s8 = SIMD8<Float>()
-    i = 0
+    var i = 0
     while i < n {
         s8 += vexp(loadPartial8(x + i, min(8, n - i), fill: -.infinity) - vm)
         i += 8

@@ -123,6 +123,17 @@ public final class Compute {
         }
     }
 
+    /// Y[t] = layer(X[t]) for any number `n` of rows (Y rows `layer` outputs wide), in batches of
+    /// at most maxBatch.
+    public func linearRows(_ l: Linear, _ X: UnsafePointer<Float>, _ n: Int, _ Y: UnsafeMutablePointer<Float>) {
+        var r = 0
+        while r < n {
+            let m = min(maxBatch, n - r)
+            linearBatch(l, X + r * l.weight.cols, m, Y + r * l.weight.rows, ldy: l.weight.rows)
+            r += m
+        }
+    }
+
     /// `body(i)` for i in 0..<n over the pool: frame-wise steps of a batch (LayerNorm per frame).
     public func eachRow(_ n: Int, _ body: (Int) -> Void) {
         pool.parallelFor(n: n) { r, _ in for i in r { body(i) } }

@@ -98,8 +98,8 @@ public final class WhisperDecoder {
     public func begin(encoderOutput e: UnsafePointer<Float>) {
         let d = config.dModel
         for (i, L) in layers.enumerated() {
-            rows(L.crossAttention.k, e, crossK + i * frames * d)
-            rows(L.crossAttention.v, e, crossV + i * frames * d)
+            compute.linearRows(L.crossAttention.k, e, frames, crossK + i * frames * d)
+            compute.linearRows(L.crossAttention.v, e, frames, crossV + i * frames * d)
         }
         position = 0
     }
@@ -155,16 +155,6 @@ public final class WhisperDecoder {
                     qp + h * hd, k: keys + h * hd, v: values + h * hd, stride: d, count: n, dim: hd, scale: scale,
                     scores: sp + tid * stride, out: ap + h * hd)
             }
-        }
-    }
-
-    /// Y = layer(X) for the window's frames, in batches the compute context takes.
-    private func rows(_ l: Linear, _ X: UnsafePointer<Float>, _ Y: UnsafeMutablePointer<Float>) {
-        var r = 0
-        while r < frames {
-            let m = min(compute.maxBatch, frames - r)
-            compute.linearBatch(l, X + r * l.weight.cols, m, Y + r * l.weight.rows, ldy: l.weight.rows)
-            r += m
         }
     }
 }

@@ -114,12 +114,12 @@ public final class WhisperEncoder {
         for m in 0 ..< c.melBins { for t in 0 ..< M { melT[t * c.melBins + m] = mel[m * M + t] } }
         im2col1d(melT, frames: M, channels: c.melBins, kernel: 3, stride: 1, padLeft: pl, padRight: pr, into: cols)
         let m1 = conv1dFrames(M, kernel: 3, stride: 1, padLeft: pl, padRight: pr)
-        rows(conv1, cols, m1, x1)
+        compute.linearRows(conv1, cols, m1, x1)
         let xs = x1
         compute.eachPiece(m1 * d) { o, n in geluErf(xs + o, xs + o, count: n) }
         im2col1d(x1, frames: m1, channels: d, kernel: 3, stride: 2, padLeft: pl, padRight: pr, into: cols)
         let T = conv1dFrames(m1, kernel: 3, stride: 2, padLeft: pl, padRight: pr)
-        rows(conv2, cols, T, h)
+        compute.linearRows(conv2, cols, T, h)
         let hs = h
         positions.withUnsafeBufferPointer { pos in
             let pp = pos.baseAddress!
@@ -138,16 +138,6 @@ public final class WhisperEncoder {
         }
     }
 
-    /// Y = layer(X) for `n` rows, in batches the compute context takes.
-    private func rows(_ l: Linear, _ X: UnsafePointer<Float>, _ n: Int, _ Y: UnsafeMutablePointer<Float>) {
-        var r = 0
-        while r < n {
-            let m = min(compute.maxBatch, n - r)
-            compute.linearBatch(l, X + r * l.weight.cols, m, Y + r * l.weight.rows, ldy: l.weight.rows)
-            r += m
-        }
-    }
-
     /// h ← h + out(Attn(LN1 h)); h ← h + fc2(GELU(fc1(LN2 h))) over `T` frames, of which the first
     /// `valid` are keys.
     private func run(_ L: Layer, frames T: Int, valid: Int) {
@@ -156,9 +146,9 @@ public final class WhisperEncoder {
         compute.eachRow(T) { t in
             layerNorm(hs + t * d, weight: L.attnNorm, bias: L.attnNormBias, eps: 1e-5, xs + t * d, count: d)
         }
-        rows(L.q, xb, T, q)
-        rows(L.k, xb, T, k)
-        rows(L.v, xb, T, v)
+        compute.linearRows(L.q, xb, T, q)
+        compute.linearRows(L.k, xb, T, k)
+        compute.linearRows(L.v, xb, T, v)
         let scale = 1 / Float(hd).squareRoot()
         let (qp, kp, vp, ap, sp) = (q, k, v, att, scores)
         // (head, chunk of ≤ queryRows queries) items, head-major. The queries of a chunk share their
@@ -178,7 +168,7 @@ public final class WhisperEncoder {
                     scores: sp + tid * Bq * T, out: ap + start * d + head * hd, outStride: d)
             }
         }
-        rows(L.out, att, T, xb)
+        compute.linearRows(L.out, att, T, xb)
         compute.eachRow(T) { t in
             add(hs + t * d, xs + t * d, hs + t * d, count: d)
             layerNorm(hs + t * d, weight: L.ffnNorm, bias: L.ffnNormBias, eps: 1e-5, xs + t * d, count: d)

@@ -231,14 +231,17 @@ public final class WhisperTranscriber {
         var language = try code.flatMap { try languageToken($0) }
         let pieces = LogMel.pieces(samples.count)
         var stream = StreamingDecoder()
+        func emit(_ id: Int) {
+            let s = stream.push(tokenizer.bytes(of: id))
+            if !s.isEmpty { onText(s) }
+        }
+        let rate = Double(LogMel.sampleRate)
         for range in pieces {
+            let (start, end) = (Double(range.lowerBound) / rate, Double(range.upperBound) / rate)
             // Digital silence (peak below −80 dBFS) is not decoded: Whisper answers it with a
             // hallucinated " you" that neither threshold catches (no-speech 0.95, log-probability −0.38 on tiny.en).
             if samples[range].allSatisfy({ abs($0) < Self.silencePeak }) {
-                let w = Window(
-                    start: Double(range.lowerBound) / 16000, end: Double(range.upperBound) / 16000, ids: [], text: "",
-                    noSpeechProb: 1, avgLogprob: 0)
-                r.windows.append(w)
+                r.windows.append(Window(start: start, end: end, ids: [], text: "", noSpeechProb: 1, avgLogprob: 0))
                 continue
             }
             let t0 = DispatchTime.now().uptimeNanoseconds
@@ -255,17 +258,10 @@ public final class WhisperTranscriber {
                 onNoSpeech: { p in live = !(silence.noSpeech.map { p > $0 } ?? false) }
             ) { id in
                 guard id < eot else { return }
-                if !live { return held.append(id) }
-                let s = stream.push(tokenizer.bytes(of: id))
-                if !s.isEmpty { onText(s) }
+                if live { emit(id) } else { held.append(id) }
             }
             let silent = silence.isSilent(d)
-            if !live && !silent {
-                for id in held {
-                    let s = stream.push(tokenizer.bytes(of: id))
-                    if !s.isEmpty { onText(s) }
-                }
-            }
+            if !live && !silent { held.forEach(emit) }
             let ids = silent ? [] : d.ids
             let t3 = DispatchTime.now().uptimeNanoseconds
             r.melSeconds += Double(t1 - t0) / 1e9
@@ -275,8 +271,8 @@ public final class WhisperTranscriber {
             let text = self.text(ids)
             r.windows.append(
                 Window(
-                    start: Double(range.lowerBound) / 16000, end: Double(range.upperBound) / 16000, ids: ids,
-                    text: text, noSpeechProb: d.noSpeechProb, avgLogprob: d.avgLogprob))
+                    start: start, end: end, ids: ids, text: text, noSpeechProb: d.noSpeechProb, avgLogprob: d.avgLogprob
+                ))
             r.text += text
         }
         let rest = stream.flush()
