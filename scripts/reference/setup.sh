@@ -10,4 +10,5 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 "$VENV/bin/python" -m pip install --upgrade pip
 "$VENV/bin/python" -m pip install -r "$HERE/requirements.txt"
+"$VENV/bin/python" -m pip install --no-deps -r "$HERE/requirements-nodeps.txt"
 echo "reference venv ready: $VENV (run scripts with $VENV/bin/python)"
