@@ -34,14 +34,14 @@ public struct WeightLoader {
 
     /// A convolution weight [out, in, k] (+ bias [out]) as the `Linear` of its im2col form
     /// ([out, in·k], runtime/Kernels/Conv.swift).
-    public func convolution(_ w: TensorSpec, bias: TensorSpec) throws -> Linear {
+    public func convolution(_ w: TensorSpec, bias: TensorSpec?) throws -> Linear {
         let t = try file.tensor(w.name)
         guard t.shape == w.shape, w.shape.count == 3 else { throw mismatch(w.name, t, expected: w.shape) }
         guard let m = WeightMatrix(base: t.data, dtype: t.dtype, rows: w.shape[0], cols: w.shape[1] * w.shape[2]) else {
             throw FormatError(
                 file.path, "tensor '\(w.name)' is \(t.dtype.name) \(t.shape), expected a convolution weight")
         }
-        return Linear(weight: m, bias: try vector(bias))
+        return Linear(weight: m, bias: try bias.map { try vector($0) })
     }
 
     /// Any float tensor of exactly `spec.shape`, as f32 (position tables, filter banks).
