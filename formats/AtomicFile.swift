@@ -219,3 +219,46 @@ public enum AtomicFile {
         }
     }
 }
+
+/// A file written piece by piece that appears at `target` only when `commit` succeeds (the temp
+/// file of `AtomicFile`, registered for the signal cleanup). Without `commit`, deinit removes it.
+public final class AtomicOutput {
+    public let target, temp: String
+    /// The temp file's descriptor (for writers that take one, e.g. libsndfile).
+    public let fd: Int32
+    private var done = false
+
+    public init(target: String) throws {
+        try AtomicFile.checkTarget(target)
+        AtomicFile.removeStaleTemps(for: target)
+        self.target = target
+        temp = AtomicFile.tempPath(for: target)
+        AtomicFile.register(temp)
+        fd = open(temp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        if fd < 0 {
+            AtomicFile.unregister(temp)
+            throw FormatError(target, "cannot create the output file: \(String(cString: strerror(errno)))")
+        }
+    }
+
+    public func write(_ data: UnsafeRawBufferPointer) throws { try AtomicFile.writeAll(fd, data, file: target) }
+
+    /// fsync and rename into place.
+    public func commit(overwrite: Bool = true) throws {
+        try AtomicFile.commit(fd: fd, temp: temp, target: target, overwrite: overwrite)
+        finish(keep: true)
+    }
+
+    /// Remove the temp file.
+    public func abandon() { finish(keep: false) }
+
+    private func finish(keep: Bool) {
+        guard !done else { return }
+        done = true
+        close(fd)
+        if !keep { unlink(temp) }
+        AtomicFile.unregister(temp)
+    }
+
+    deinit { finish(keep: false) }
+}

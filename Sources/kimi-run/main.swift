@@ -13,10 +13,12 @@ struct KimiRun: ParsableCommand {
               chat   text → text: answers a prompt, or one turn per line on stdin (history kept)
               asr    audio → text: transcribes an audio file
               ask    audio + question → text
+              tts    text → speech: a 24 kHz WAV (and the text the model says)
+              talk   audio → speech: answers a spoken question in speech and text
               bench  LLM speed, llama-bench style: prefill of P tokens, then N decode steps
             Errors in the model file or the arguments print one line and exit with status 2.
             """,
-        subcommands: [Info.self, Chat.self, Asr.self, Ask.self, Bench.self])
+        subcommands: [Info.self, Chat.self, Asr.self, Ask.self, Tts.self, Talk.self, Bench.self])
 }
 
 // `kimi-run MODEL.kaf info` (llama.cpp style, model first) and `kimi-run info MODEL.kaf` both work.

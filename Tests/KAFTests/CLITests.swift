@@ -227,6 +227,57 @@ enum CLI {
         }
     }
 
+    /// tts and talk as a user runs them: a 24 kHz mono WAV of 1920 samples per audio code, written
+    /// atomically (nothing else left in the folder); `-o -` streams an open-length header and the
+    /// samples with the JSON on stderr; bad inputs are one line and exit 2 before any generation.
+    @Test func speechOutput() throws {
+        let dir = CLI.tempDir(), k = dir + "/k.kaf", partial = dir + "/partial.kaf"
+        #expect(try CLI.run("kimi-convert", ["--f32", CLI.fixtures + "/tiny-release", k]).status == 0)
+        #expect(
+            try CLI.run("kimi-convert", ["--q8", "--components", "llm,whisper,vq", CLI.fixtures + "/tiny-release", partial])
+                .status == 0)
+        let common = ["--json", "--max-tokens", "120", "--ode-steps", "3", "-t", "2", "--seed", "5"]
+        let r = try CLI.run("kimi-run", [k, "tts", "Hello there.", "-o", dir + "/a.wav"] + common)
+        #expect(r.status == 0, "\(r.stderr)")
+        let j = try JSONValue.parse(r.stdout, file: "stdout")
+        let codes = j["audio_tokens"]?.intValue ?? -1
+        #expect(codes > 0 && j["seconds"]?["dit"]?.doubleValue != nil && j["first_audio_seconds"]?.doubleValue != nil)
+        let wav = try [UInt8](Data(contentsOf: URL(fileURLWithPath: dir + "/a.wav")))
+        func u32(_ b: [UInt8], _ o: Int) -> Int { (0 ..< 4).reduce(0) { $0 | Int(b[o + $1]) << (8 * $1) } }
+        #expect(wav.count == 44 + 2 * 1920 * codes && u32(wav, 24) == 24000 && wav[22] == 1 && wav[34] == 16)
+        #expect(u32(wav, 40) == 2 * 1920 * codes, "data size")
+        let left = try FileManager.default.contentsOfDirectory(atPath: dir).sorted()
+        #expect(left == ["a.wav", "k.kaf", "partial.kaf"], "\(left)")
+
+        let stream = try CLI.shell(
+            "\"$BIN/kimi-run\" '\(k)' tts 'Hello there.' -o - \(common.joined(separator: " ")) > '\(dir)/s.wav'")
+        #expect(stream.status == 0, "\(stream.stderr)")
+        let sj = try JSONValue.parse(stream.stderr, file: "stderr")
+        #expect(sj["audio_tokens"]?.intValue == codes, "same seed, same speech")
+        let s = try [UInt8](Data(contentsOf: URL(fileURLWithPath: dir + "/s.wav")))
+        #expect(s.count == wav.count && u32(s, 4) == 0xFFFF_FFFF && u32(s, 40) == 0xFFFF_FFFF)
+        let sameSamples = s[44...].elementsEqual(wav[44...])
+        #expect(sameSamples, "the streamed samples are the file's")
+
+        let t = try CLI.run("kimi-run", [k, "talk", CLI.fixtures + "/audio/fox_22k.wav", "-o", dir + "/t.wav", "--float"] + common)
+        #expect(t.status == 0, "\(t.stderr)")
+        let tj = try JSONValue.parse(t.stdout, file: "stdout")
+        let tw = try [UInt8](Data(contentsOf: URL(fileURLWithPath: dir + "/t.wav")))
+        #expect(abs((tj["input_seconds"]?.doubleValue ?? 0) - 3.2) < 0.1 && tw[34] == 32 && tw[20] == 3, "float WAV")
+
+        for (args, want) in [
+            ([partial, "tts", "hi", "-o", dir + "/x.wav"], "speech output needs components mimo, dit, vocoder"),
+            ([k, "tts", "hi", "-o", dir + "/no/x.wav"], "/no/x.wav: cannot create the output file"),
+            ([k, "tts", " ", "-o", dir + "/x.wav"], "TEXT is empty"),
+            ([k, "talk", dir + "/missing.wav", "-o", dir + "/x.wav"], "missing.wav"),
+        ] {
+            let e = try CLI.run("kimi-run", args)
+            #expect(e.status == 2 && e.stderr.contains(want), "\(args): \(e.stderr)")
+            #expect(e.stderr.hasPrefix("kimi-run: error:"), "\(e.stderr)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: dir + "/x.wav"))
+    }
+
     private func le(_ v: Int) -> [UInt8] { (0 ..< 4).map { UInt8((v >> (8 * $0)) & 0xFF) } }
 
     /// kimi-run chat: a greedy answer, and each bad input as one line with exit 2.

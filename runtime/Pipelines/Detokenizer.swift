@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 import KAF
 
@@ -129,13 +130,23 @@ public final class Detokenizer {
     /// Codes of one chunk (raw, 0..<semantic vocabulary) → `emit` gets the samples ready now.
     /// `isFinal` ends the utterance (everything left is emitted, the state is reset).
     public func push(
-        _ codes: [Int], isFinal: Bool, noise: inout some DetokenizerNoise, emit: (UnsafeBufferPointer<Float>) -> Void
+        _ codes: [Int], isFinal: Bool, noise: inout some DetokenizerNoise,
+        emit: (UnsafeBufferPointer<Float>) throws -> Void
     ) throws {
+        let t0 = DispatchTime.now().uptimeNanoseconds
         let frames = try generateMel(codes, isFinal: isFinal, noise: &noise)
-        vocode(frames: frames, isFinal: isFinal, emit: emit)
+        let t1 = DispatchTime.now().uptimeNanoseconds
+        let piece = vocode(frames: frames, isFinal: isFinal)
+        let t2 = DispatchTime.now().uptimeNanoseconds
+        ditSeconds += Double(t1 - t0) / 1e9
+        vocoderSeconds += Double(t2 - t1) / 1e9
+        try emit(piece)
         first = false
         if isFinal { reset() }
     }
+
+    /// Seconds spent in the DiT and in the vocoder since the detokenizer was made.
+    public private(set) var ditSeconds = 0.0, vocoderSeconds = 0.0
 
     /// The mel (de-normalised, [frames, mels]) the last `generateMel` made.
     public private(set) var chunkMel = UnsafeBufferPointer<Float>(start: nil, count: 0)
@@ -190,24 +201,21 @@ public final class Detokenizer {
     }
 
     /// The vocoder on [held mel ; this chunk's mel] and the half-overlap stitching (§1.10).
-    private func vocode(frames F: Int, isFinal: Bool, emit: (UnsafeBufferPointer<Float>) -> Void) {
+    /// Returns the samples ready now (a view of the vocoder's output buffer, valid until the next call).
+    private func vocode(frames F: Int, isFinal: Bool) -> UnsafeBufferPointer<Float> {
         let hop = vocoder.hopLength
         let P = preMel.count / mels, total = P + F
         preMel.withUnsafeBufferPointer { concat.update(from: $0.baseAddress!, count: P * mels) }
         (concat + P * mels).update(from: mel, count: F * mels)
         vocoder(mel: concat, frames: total, into: wav)
         let W = total * hop
-        if isFinal {
-            emit(UnsafeBufferPointer(start: wav, count: W))
-            return
-        }
+        if isFinal { return UnsafeBufferPointer(start: wav, count: W) }
         if first {
             let half = hop * F / 2
-            emit(UnsafeBufferPointer(start: wav, count: half))
             preWav = Array(UnsafeBufferPointer(start: wav + W - half, count: half))
             let m = F - (F / 2)  // Python mel[-F // 2:]: the last ⌈F/2⌉ frames
             preMel = Array(UnsafeBufferPointer(start: mel + (F - m) * mels, count: m * mels))
-            return
+            return UnsafeBufferPointer(start: wav, count: half)
         }
         let prev = preWav.count
         let G = W > 2 * prev ? 2 * prev : W / 2
@@ -218,12 +226,12 @@ public final class Detokenizer {
             let w1 = 0.54 - 0.46 * Foundation.cos(2 * Double.pi * Double(G - h + n) / Double(G))
             wav[n] = preWav[n] * Float(w1) + wav[n] * Float(w0)
         }
-        emit(UnsafeBufferPointer(start: wav, count: G))
         // Python's x[-0:] is all of x: with nothing left over, the whole wav and mel are kept.
         let R = W - G, Rm = R / hop
         preWav = Array(UnsafeBufferPointer(start: wav + (R == 0 ? 0 : G), count: R == 0 ? W : R))
         let m = Rm == 0 ? F : Rm
         preMel = Array(UnsafeBufferPointer(start: mel + (F - m) * mels, count: m * mels))
+        return UnsafeBufferPointer(start: wav, count: G)
     }
 
     /// torch.linspace(0, 1, n) in f32: the first half from the start, the second from the end.

@@ -22,7 +22,7 @@ public struct LockStep {
     public func run(
         _ llm: KimiLLM, promptLength: Int, steps: Int, output: KimiOutput,
         text textSampler: inout Sampler, audio audioSampler: inout Sampler,
-        onStep: (Int, Int) -> Void = { _, _ in }
+        onStep: (Int, Int) throws -> Void = { _, _ in }
     ) throws -> (text: [Int], audio: [Int]) {
         var textHist: [Int] = [], audioHist: [Int] = []
         var textDone = false
@@ -34,7 +34,7 @@ public struct LockStep {
             textHist.append(t)
             if i < delay || output == .text { a = blank }
             audioHist.append(a)
-            onStep(t, a)
+            try onStep(t, a)
             if (output == .text && textDone) || (output == .both && eod.contains(a)) { break }
             try llm.step(
                 audioId: a, textId: t, addText: t != 0, feature: nil, pos: promptLength + i,

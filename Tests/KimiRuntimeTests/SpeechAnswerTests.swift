@@ -1,0 +1,72 @@
+import Foundation
+import KAF
+import Testing
+
+@testable import KimiConvert
+@testable import KimiRuntime
+
+/// Speech output on the tiny release: the streamed answer equals the official offline
+/// detokenization of the same codes, and real speech's codes detokenize to the right length.
+@Suite(.serialized) struct SpeechAnswerTests {
+    /// While the model generates, chunks go out as soon as a later code shows they are not the last;
+    /// that must give exactly what kimia.py's detokenize_audio makes of the finished code list
+    /// (first chunk, then chunks of the same size, the last one final), with the same noise.
+    @Test func streamedSpeechEqualsTheOfficialChunking() throws {
+        let kaf = try DetokenizerTests.kaf(.float(.f32))
+        var o = SpeechAnswer.Options()
+        o.maxSteps = 300
+        o.noiseSeed = 7
+        o.audio = Sampler(temperature: 0.8, topK: 10, seed: 3)
+        (o.detokenizer.chunkTokens, o.detokenizer.firstChunkTokens, o.detokenizer.lookAheadTokens) = (4, 4, 1)
+        o.detokenizer.odeSteps = 3
+        let speech = try SpeechAnswer(file: kaf, threads: 2, options: o)
+        var streamed: [Float] = []
+        let r = try speech.speak("Hello there.") { streamed += $0 }
+        #expect(r.codes.count > 8, "only \(r.codes.count) codes: too few chunks to test")
+        #expect(streamed.count == r.codes.count * 1920 && r.samples == streamed.count)
+
+        let d = try Detokenizer(file: kaf, threads: 2, settings: o.detokenizer)
+        var noise = SeededNoise(seed: 7)
+        var offline: [Float] = []
+        var start = 0
+        while start < r.codes.count {
+            let end = min(r.codes.count, start + 4)
+            try d.push(Array(r.codes[start ..< end]), isFinal: end == r.codes.count, noise: &noise) { offline += $0 }
+            start = end
+        }
+        #expect(offline == streamed)
+    }
+
+    /// The runtime's VQ codes of an espeak-ng clip, detokenized by the tiny release and written as a
+    /// WAV: 24 kHz mono, 1920 samples per code, read back as written (16-bit).
+    @Test func realSpeechCodesRoundTrip() throws {
+        let kaf = try DetokenizerTests.kaf(.float(.f32))
+        let clip = try AudioInput.load(path: ModelSummaryTests.fixtures + "/audio/fox_22k.wav")
+        let codes = try AudioEncoders(file: kaf, threads: 2).encode(clip.samples).codes
+        #expect(codes.count == (clip.samples.count + 1279) / 1280)
+        var s = Detokenizer.Settings()
+        s.odeSteps = 4
+        let d = try Detokenizer(file: kaf, threads: 2, settings: s)
+        let path = NSTemporaryDirectory() + "roundtrip-\(UUID().uuidString).wav"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let w = try WAVWriter(path: path)
+        var noise = SeededNoise(seed: 1)
+        var written: [Float] = []
+        var start = 0
+        while start < codes.count {
+            let end = min(codes.count, start + 30)
+            try d.push(Array(codes[start ..< end]), isFinal: end == codes.count, noise: &noise) {
+                written += $0
+                try w.write($0)
+            }
+            start = end
+        }
+        #expect(!FileManager.default.fileExists(atPath: path), "visible before finish")
+        try w.finish()
+        let back = try AudioInput.load(path: path, sampleRate: 24000)
+        #expect(back.sourceRate == 24000 && back.sourceChannels == 1)
+        #expect(back.samples.count == codes.count * d.samplesPerCode && d.samplesPerCode == 1920)
+        let err = zip(back.samples, written).map { abs($0 - min(max($1, -1), 1)) }.max() ?? 1
+        #expect(err <= 2.0 / 32767, "16-bit round trip: max |Δ| \(err)")
+    }
+}
