@@ -16,7 +16,11 @@ struct KimiParity: ParsableCommand {
             window for float weights only; max |Δ| reported); stage vq: the VQ codes of
             the clip (identical for f32 encoder weights, agreement reported otherwise); stage whisper_decoder (plain
             Whisper files): the decoder's logits teacher-forced on the golden ids at the encoder's cosine bound (f32 also
-            max |Δ| ≤ 1e-3, identical top-1 and greedy ids; q8 top-1 ≥ 0.8) and its own greedy ids.
+            max |Δ| ≤ 1e-3, identical top-1 and greedy ids; q8 top-1 ≥ 0.8) and its own greedy ids; stages dit,
+            vocoder, detok (the detokenizer, with the reference's noise): the mel and the samples, bounded by the stored
+            type of the DiT's linears and the vocoder's convolutions (f32: max |Δ| ≤ 1e-3 and SNR ≥ 60 dB; mel max |Δ|
+            ≤ 0.02 for 16-bit, 0.05 for q8, 0.2 for q4; samples SNR ≥ 40 dB for 16-bit, 30 dB quantized), and for
+            detok the samples each chunk returned.
             The default bounds follow the file's LLM weights: f32 must match the official f32 run (|Δ| ≤ 1e-3,
             cosine ≥ 0.99999, top-1 and greedy identical); f16/bf16 |Δ| ≤ 0.05, cosine ≥ 0.9999, top-1 ≥ 0.9;
             q8 cosine ≥ 0.9995, top-1 ≥ 0.9; q4 cosine ≥ 0.98, top-1 ≥ 0.5 (greedy sequences reported, not
@@ -95,7 +99,13 @@ struct KimiParity: ParsableCommand {
             for r in results {
                 print("\(r.pass ? "PASS" : "FAIL")  \(r.path)  (stage \(r.stage))")
                 for m in r.metrics {
-                    if let s = m.sequenceMatch {
+                    if let snr = m.snrDB {
+                        print(
+                            String(
+                                format: "  %@ %@: max|Δ| %.3g  SNR %.1f dB  (%d samples)",
+                                (m.pass ? "ok  " : "FAIL") as NSString,
+                                m.name as NSString, m.maxAbs, snr, m.rows))
+                    } else if let s = m.sequenceMatch {
                         print(
                             "  \(m.pass ? "ok  " : "FAIL") \(m.name): \(s ? "identical" : "differs after \(m.matchedPrefix) of \(m.expectedLength) (\(String(format: "%.1f", 100 * m.top1))% of positions agree)")"
                         )

@@ -221,4 +221,19 @@ import Testing
         print("\(name) \(mode): mel max |Δ| \(worstMel), wav max |Δ| \(worstWav), SNR \(db) dB")
         return (worstMel, worstWav, db)
     }
+
+    /// kimi-parity's detokenizer stages on the four goldens: f32 passes the exact bounds, --q8 the
+    /// drift bounds, and every chunk returns as many samples as the reference's.
+    @Test func parityStagesPass() throws {
+        for mode in [PrecisionPolicy.Mode.float(.f32), .quantized(bits: 8, group: 32)] {
+            for name in ["dit_tiny_f32", "vocoder_tiny_f32", "detok_tiny_window_f32"] {
+                let r = try Parity.run(
+                    try Self.kaf(mode), golden: ModelSummaryTests.fixtures + "/golden/\(name).safetensors", threads: 2)
+                #expect(r.pass, "\(mode) \(name): \(r.metrics.map(\.json))")
+                if name.hasPrefix("detok") {
+                    #expect(r.metrics.map(\.name) == ["wav", "chunk_samples", "mel"])
+                }
+            }
+        }
+    }
 }

@@ -70,6 +70,8 @@ public enum Parity {
         public var rows = 0
         public var sequenceMatch: Bool? = nil
         public var matchedPrefix = 0, expectedLength = 0
+        /// Signals (waveforms): 10·log10 of the reference's energy over the error's.
+        public var snrDB: Double? = nil
         public var pass = true
 
         public var json: JSONValue {
@@ -79,6 +81,10 @@ public enum Parity {
                 o["agreement"] = .double(top1)
                 o["matched_prefix"] = .int(Int64(matchedPrefix))
                 o["expected_length"] = .int(Int64(expectedLength))
+            } else if let snr = snrDB {
+                o["max_abs"] = .double(maxAbs)
+                o["snr_db"] = snr.isFinite ? .double(snr) : .null
+                o["samples"] = .int(Int64(rows))
             } else {
                 o["max_abs"] = .double(maxAbs)
                 o["max_rel"] = .double(maxRel)
@@ -177,6 +183,12 @@ public enum Parity {
             return try runWhisper(kaf, g, path: path, tol: tol, threads: threads)
         case "vq":
             return try runVQ(kaf, g, path: path, threads: threads)
+        case "dit":
+            return try runDiT(kaf, g, path: path, threads: threads)
+        case "vocoder":
+            return try runVocoder(kaf, g, path: path, threads: threads)
+        case "detok":
+            return try runDetok(kaf, g, path: path, threads: threads)
         case "whisper_decoder":
             return try runWhisperDecoder(kaf, g, path: path, tol: tol, threads: threads)
         default:
