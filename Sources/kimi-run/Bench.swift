@@ -7,10 +7,10 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure LLM prefill and decode speed (llama-bench style: pp P, tg N), or an audio encoder's.",
         discussion:
-            "Token ids are fixed pseudo-random text ids; only the text head runs (no MIMO branch). Reports the best of --repetitions runs. As in llama-bench, the two tests are separate: pp processes P tokens from an empty context, tg decodes N tokens one at a time starting at position --depth (default 0: an empty context, like llama-bench's default -d 0; the depth tokens are prefilled untimed). --stage whisper times the log-mel front end and the Whisper encoder on one 30 s window (whisper-bench and CTranslate2's encode() time the same window); --stage vq times the VQ tokenizer on 30 s of audio (its front end, encoder, pooling and codebook search)."
+            "Token ids are fixed pseudo-random text ids; only the text head runs (no MIMO branch). Reports the best of --repetitions runs. As in llama-bench, the two tests are separate: pp processes P tokens from an empty context, tg decodes N tokens one at a time starting at position --depth (default 0: an empty context, like llama-bench's default -d 0; the depth tokens are prefilled untimed). --stage whisper times the log-mel front end and the Whisper encoder on one 30 s window (whisper-bench and CTranslate2's encode() time the same window); --stage vq times the VQ tokenizer on 30 s of audio (its front end, encoder, pooling and codebook search); --stage detok times the audio detokenizer on a middle chunk of a stream as kimi-run talk makes it (30 codes after a first chunk: the DiT's ODE over 168 frames with the look-ahead, the τ = 999 pass, the vocoder on 156 frames), with its GFLOP/s and real-time factor (--ode-steps to change the 30 Euler steps)."
     )
 
-    enum Stage: String, ExpressibleByArgument, CaseIterable { case llm, whisper, vq }
+    enum Stage: String, ExpressibleByArgument, CaseIterable { case llm, whisper, vq, detok }
 
     @OptionGroup var model: ModelArgument
     @Option(name: [.customShort("p"), .long], help: "Prompt tokens for the prefill test (0 = skip).") var promptTokens =
@@ -21,7 +21,8 @@ struct Bench: ParsableCommand {
     var depth = 0
     @OptionGroup var threads: ThreadOptions
     @Option(name: [.customShort("r"), .long], help: "Repetitions; the best is reported.") var repetitions = 2
-    @Option(help: "What to time: llm, whisper or vq.") var stage = Stage.llm
+    @Option(help: "What to time: llm, whisper, vq or detok.") var stage = Stage.llm
+    @Option(help: "--stage detok: Euler steps of the ODE (the official 30).") var odeSteps = 30
     @Flag(help: "Print one JSON object.") var json = false
 
     func validate() throws {
@@ -33,6 +34,7 @@ struct Bench: ParsableCommand {
     func run() throws {
         exitOnInterrupt()
         let f = try model.open()
+        if stage == .detok { return try runDetokenizer(f) }
         if stage != .llm { return try runEncoder(f) }
         // Positions the tests use, without overflow (-d 2^63-1 trapped); the model is loaded with at most
         // its own context, and a test that does not fit is refused before its ids are allocated.
@@ -143,6 +145,63 @@ struct Bench: ParsableCommand {
             for (k, v) in best.sorted(by: { $0.key < $1.key }) {
                 print(String(format: "%@: %.3f s per 30 s window", k, v))
             }
+        }
+    }
+
+    /// A middle chunk of a detokenizer stream: the first chunk untimed, then one chunk of 30 codes
+    /// timed (DiT and vocoder apart), from a fresh stream each repetition.
+    func runDetokenizer(_ f: KAFFile) throws {
+        var s = Detokenizer.Settings()
+        s.odeSteps = odeSteps
+        let d = try Detokenizer(file: f, threads: threads.count, settings: s)
+        var rng = SplitMix64(seed: 11)
+        let vocab = d.dit.config.semanticVocabSize
+        let codes = (0 ..< 2 * s.chunkTokens).map { _ in Int(rng.next() % UInt64(vocab)) }
+        var best = (dit: Double.infinity, vocoder: Double.infinity)
+        var frames = 0
+        for _ in 0 ..< repetitions {
+            d.reset()
+            var noise = SeededNoise(seed: 1)
+            try d.push(Array(codes[..<s.firstChunkTokens]), isFinal: false, noise: &noise) { _ in }
+            let (dit0, voc0) = (d.ditSeconds, d.vocoderSeconds)
+            var samples = 0
+            try d.push(Array(codes[s.firstChunkTokens...].prefix(s.chunkTokens)), isFinal: false, noise: &noise) {
+                samples += $0.count
+            }
+            best = (min(best.dit, d.ditSeconds - dit0), min(best.vocoder, d.vocoderSeconds - voc0))
+            frames = d.chunkMel.count / d.mels
+        }
+        // Work of the timed chunk: ODE over (look-ahead + chunk)·4 frames with the first chunk's
+        // frames cached, the τ = 999 pass over the kept frames, the vocoder over held + kept frames.
+        let held = s.lookAheadTokens * s.upsample, n = s.chunkTokens * s.upsample + held
+        let cached = s.firstChunkTokens * s.upsample - held
+        let ditFlops =
+            Double(s.odeSteps - 1) * d.dit.flops(frames: n, cached: cached, runs: n / s.upsample)
+            + d.dit.flops(frames: frames, cached: cached, runs: frames / s.upsample)
+        let vocFrames = frames + (s.firstChunkTokens * s.upsample - held + 1) / 2
+        let vocFlops = d.vocoder.flops(frames: vocFrames)
+        let audio = Double(s.chunkTokens * d.samplesPerCode) / 24000
+        let weights = f.entries.filter { $0.component == "dit" || $0.component == "vocoder" }.reduce(0) {
+            $0 + $1.storedSize
+        }
+        if json {
+            print(
+                JSONValue.object([
+                    "model": .string(model.path), "stage": .string("detok"), "threads": .int(Int64(d.dit.threadCount)),
+                    "chunk_codes": .int(Int64(s.chunkTokens)), "ode_steps": .int(Int64(s.odeSteps)),
+                    "audio_seconds": .double(audio), "dit_seconds": .double(best.dit),
+                    "vocoder_seconds": .double(best.vocoder), "dit_gflops": .double(ditFlops / 1e9),
+                    "vocoder_gflops": .double(vocFlops / 1e9), "vocoder_frames": .int(Int64(vocFrames)),
+                    "rtf": .double((best.dit + best.vocoder) / audio), "weight_bytes": .int(Int64(weights)),
+                ]).serialized())
+        } else {
+            print("model: \(model.path) (dit + vocoder weights \(formatBytes(weights))), threads \(d.dit.threadCount)")
+            print(
+                String(
+                    format:
+                        "chunk of %d codes (%.2f s of audio), %d ODE steps:\n  DiT     %.2f s  (%.0f GFLOP, %.0f GFLOP/s)\n  vocoder %.2f s  (%.0f GFLOP over %d frames, %.0f GFLOP/s)\n  real-time factor %.2f",
+                    s.chunkTokens, audio, s.odeSteps, best.dit, ditFlops / 1e9, ditFlops / 1e9 / best.dit, best.vocoder,
+                    vocFlops / 1e9, vocFrames, vocFlops / 1e9 / best.vocoder, (best.dit + best.vocoder) / audio))
         }
     }
 }

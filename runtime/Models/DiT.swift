@@ -108,6 +108,16 @@ public final class DiT {
 
     deinit { runOf.deallocate() }
 
+    public var threadCount: Int { compute.pool.threadCount }
+
+    /// Floating-point operations of one `velocity` call over `frames` frames in `runs` runs of equal
+    /// codes with `cached` frames in the cache (2 per multiply-add; for the benchmark's GFLOP/s).
+    public func flops(frames N: Int, cached P: Int, runs R: Int) -> Double {
+        let h = Double(config.hiddenSize), F = Double(config.ffnDim), n = Double(N), m = Double(config.inputSize)
+        let block = n * 2 * (4 * h * h + 2 * h * F) + Double(R) * 2 * 6 * h * h + 2 * 2 * n * Double(P + N) * h
+        return Double(blocks.count) * block + Double(R) * 2 * 2 * h * h + 2 * n * h * m * 2
+    }
+
     /// Forget the cache (a new utterance, or the position reset).
     public func reset() { cached = 0 }
 

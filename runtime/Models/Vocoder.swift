@@ -149,6 +149,21 @@ public final class Vocoder {
         cols = a.floats(patch)
     }
 
+    /// Floating-point operations of the convolutions of one call over `frames` mel frames (2 per
+    /// multiply-add; the activations' filters are not counted).
+    public func flops(frames F: Int) -> Double {
+        func conv(_ c: Conv, _ T: Int) -> Double { 2 * Double(T) * Double(c.linear.weight.rows * c.linear.weight.cols) }
+        var total = conv(convPre, F), T = F
+        for (i, up) in ups.enumerated() {
+            total += 2 * Double(T) * Double(up.product.weight.rows * up.product.weight.cols)
+            T *= up.stride
+            for block in stages[i] {
+                for s in block { total += conv(s.conv, T) + (s.second.map { conv($0.conv, T) } ?? 0) }
+            }
+        }
+        return total + conv(convPost, T)
+    }
+
     /// `mel` [F, numMels] (frames × mels, natural-log magnitudes) → `wav` [F·hopLength].
     public func callAsFunction(mel: UnsafePointer<Float>, frames F: Int, into wav: UnsafeMutablePointer<Float>) {
         precondition(F >= 1 && F <= maxFrames, "vocoder call of \(F) frames (at most \(maxFrames))")
