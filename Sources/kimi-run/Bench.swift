@@ -23,6 +23,8 @@ struct Bench: ParsableCommand {
     @Option(name: [.customShort("r"), .long], help: "Repetitions; the best is reported.") var repetitions = 2
     @Option(help: "What to time: llm, whisper, vq or detok.") var stage = Stage.llm
     @Option(help: "--stage detok: Euler steps of the ODE (the official 30).") var odeSteps = 30
+    @Flag(help: "Decode steps also run the MIMO branch and the audio head (a tts/talk lock-step step).")
+    var audioHead = false
     @Flag(help: "Print one JSON object.") var json = false
 
     func validate() throws {
@@ -73,12 +75,17 @@ struct Bench: ParsableCommand {
                 for i in 0 ..< genTokens {
                     try llm.step(
                         audioId: blank, textId: ids[i % ids.count], addText: true, feature: nil, pos: depth + i,
-                        wantAudio: false)
+                        wantAudio: audioHead)
                 }
                 tg = max(tg, Double(genTokens) / (now() - t0))
             }
         }
         let weights = f.entries.filter { $0.component == "llm" }.reduce(0) { $0 + $1.storedSize }
+        // Bytes a decode step reads: every LLM matrix but the embedding (one row per stream), and with
+        // --audio-head the MIMO layers and head; ÷ the memory bandwidth = the step rate's bound.
+        let perStep = f.entries.filter {
+            ($0.component == "llm" || (audioHead && $0.component == "mimo")) && !$0.name.contains("embed_tokens")
+        }.reduce(0) { $0 + $1.storedSize }
         if json {
             print(
                 JSONValue.object([
@@ -86,13 +93,16 @@ struct Bench: ParsableCommand {
                     "pp_tokens": .int(Int64(promptTokens)), "pp_tokens_per_second": .double(pp),
                     "tg_tokens": .int(Int64(genTokens)), "tg_depth": .int(Int64(depth)),
                     "tg_tokens_per_second": .double(tg),
-                    "llm_weight_bytes": .int(Int64(weights)),
+                    "llm_weight_bytes": .int(Int64(weights)), "audio_head": .bool(audioHead),
+                    "step_read_bytes": .int(Int64(perStep)),
                 ]).serialized())
         } else {
             print("model: \(model.path) (LLM weights \(formatBytes(weights))), threads \(llm.pool.threadCount)")
             if promptTokens > 0 { print(String(format: "pp%d: %.2f tokens/s", promptTokens, pp)) }
             if genTokens > 0 {
-                print("tg\(genTokens)\(depth > 0 ? " @ d\(depth)" : ""): " + String(format: "%.2f tokens/s", tg))
+                print(
+                    "tg\(genTokens)\(depth > 0 ? " @ d\(depth)" : "")\(audioHead ? " with the audio head" : ""): "
+                        + String(format: "%.2f tokens/s", tg) + " (\(formatBytes(perStep)) read per step)")
             }
         }
     }

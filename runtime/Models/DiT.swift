@@ -103,10 +103,8 @@ public final class DiT {
         qkv = a.floats(maxFrames * 3 * d)
         ff = a.floats(maxFrames * F)
         scores = a.floats(Self.queryRows * capacity * compute.pool.threadCount)
-        runOf = UnsafeMutablePointer<Int>.allocate(capacity: maxFrames)
+        runOf = a.bytes(maxFrames * MemoryLayout<Int>.stride).bindMemory(to: Int.self, capacity: maxFrames)
     }
-
-    deinit { runOf.deallocate() }
 
     public var threadCount: Int { compute.pool.threadCount }
 

@@ -21,8 +21,9 @@ public final class Vocoder {
         let bias: [Float]
         let kernel, stride, padding, outChannels: Int
     }
+    /// Per-channel e^α and 1/(e^β + 1e-9), and the two 12-tap filters, in buffers kept with the model.
     struct Activation {
-        let alpha, invBeta, up, down: [Float]
+        let alpha, invBeta, up, down: UnsafePointer<Float>
     }
     /// One step of an AMP block: AMPBlock1 is (A1, conv1 dilated, A2, conv2); AMPBlock2 has no second half.
     struct Step {
@@ -43,7 +44,8 @@ public final class Vocoder {
     /// Per stage, its AMP blocks.
     let stages: [[[Step]]]
     let activationPost: Activation
-    let transposedWeights: ScratchArena
+    /// Owns the transposed weights and the activations' parameters.
+    let owned: ScratchArena
     let x, sum, state, t1, t2, upsampled, cols: UnsafeMutablePointer<Float>
     /// Output frames per im2col block: bounds the patch buffer.
     static let frameBlock = 1024
@@ -71,14 +73,20 @@ public final class Vocoder {
             let l = try load.convolution(w, bias: bias ? try spec(base + ".bias") : nil)
             return Conv(linear: l, kernel: k, dilation: d, padding: (k * d - d) / 2)
         }
+        let owned = ScratchArena()
+        func kept(_ values: [Float]) -> UnsafePointer<Float> {
+            let p = owned.floats(values.count)
+            p.update(from: values, count: values.count)
+            return UnsafePointer(p)
+        }
         func activation(_ base: String) throws -> Activation {
             let alpha = try load.vector(try spec(base + ".act.alpha"))
             let beta = c.activation == .snakebeta ? try load.vector(try spec(base + ".act.beta")) : alpha
             let linear: (Float) -> Float = c.snakeLogscale ? { Foundation.exp($0) } : { $0 }
             return Activation(
-                alpha: alpha.map(linear), invBeta: beta.map { 1 / (linear($0) + 1e-9) },
-                up: try load.values(try spec(base + ".upsample.filter")),
-                down: try load.values(try spec(base + ".downsample.lowpass.filter")))
+                alpha: kept(alpha.map(linear)), invBeta: kept(beta.map { 1 / (linear($0) + 1e-9) }),
+                up: kept(try load.values(try spec(base + ".upsample.filter"))),
+                down: kept(try load.values(try spec(base + ".downsample.lowpass.filter"))))
         }
         config = c
         self.file = file
@@ -109,7 +117,6 @@ public final class Vocoder {
         activationPost = try activation("activation_post")
         convPost = try conv("conv_post", kernel: 7, bias: c.useBiasAtFinal)
 
-        let owned = ScratchArena()
         var upsamples: [Upsample] = []
         var frames = maxFrames, signal = maxFrames * c.upsampleInitialChannel, patch = 0
         for i in 0 ..< c.stages {
@@ -133,7 +140,7 @@ public final class Vocoder {
             signal = max(signal, frames * cout)
         }
         ups = upsamples
-        transposedWeights = owned
+        self.owned = owned
         let convs =
             [convPre, convPost] + stages.joined().joined().flatMap { [$0.conv] + ($0.second.map { [$0.conv] } ?? []) }
         let widest = convs.map(\.linear.weight.cols).max() ?? 1
@@ -243,21 +250,12 @@ public final class Vocoder {
         _ a: Activation, _ x: UnsafePointer<Float>, frames T: Int, channels C: Int, into y: UnsafeMutablePointer<Float>
     ) {
         let u = upsampled
-        a.alpha.withUnsafeBufferPointer { al in
-            a.invBeta.withUnsafeBufferPointer { ib in
-                a.up.withUnsafeBufferPointer { f in
-                    a.down.withUnsafeBufferPointer { g in
-                        compute.pool.parallelFor(n: T) { r, _ in
-                            snakeUpsampled(
-                                x, frames: T, channels: C, alpha: al.baseAddress!, invBeta: ib.baseAddress!,
-                                filter: f.baseAddress!, into: u, frames: r)
-                        }
-                        compute.pool.parallelFor(n: T) { r, _ in
-                            lowpassDownsampled(u, frames: T, channels: C, filter: g.baseAddress!, into: y, frames: r)
-                        }
-                    }
-                }
-            }
+        compute.pool.parallelFor(n: T) { r, _ in
+            snakeUpsampled(
+                x, frames: T, channels: C, alpha: a.alpha, invBeta: a.invBeta, filter: a.up, into: u, frames: r)
+        }
+        compute.pool.parallelFor(n: T) { r, _ in
+            lowpassDownsampled(u, frames: T, channels: C, filter: a.down, into: y, frames: r)
         }
     }
 }

@@ -73,6 +73,7 @@ public final class Detokenizer {
     var preMel: [Float] = [], preWav: [Float] = []
     var first = true
     // buffers
+    let buffers: ScratchArena
     let x, v, mel, concat, wav: UnsafeMutablePointer<Float>
     let frameCodes: UnsafeMutablePointer<Int>
     let maxDiTFrames: Int
@@ -104,15 +105,12 @@ public final class Detokenizer {
         melStd = normalized ? Float(c.melStd ?? 1) : 1
         grid = Self.linspace(s.odeSteps)
         let a = ScratchArena()
-        arena = a
+        buffers = a
         (x, v, mel) = (a.floats(frames * mels), a.floats(frames * mels), a.floats(frames * mels))
         concat = a.floats(2 * frames * mels)
         wav = a.floats(2 * frames * vocoder.hopLength)
-        frameCodes = UnsafeMutablePointer<Int>.allocate(capacity: frames)
+        frameCodes = a.bytes(frames * MemoryLayout<Int>.stride).bindMemory(to: Int.self, capacity: frames)
     }
-    let arena: ScratchArena
-
-    deinit { frameCodes.deallocate() }
 
     /// Samples per code (1920 at 24 kHz).
     public var samplesPerCode: Int { settings.upsample * vocoder.hopLength }

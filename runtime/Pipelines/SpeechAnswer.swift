@@ -44,7 +44,7 @@ public final class SpeechAnswer {
     public var options: Options
     let encoders: AudioEncoders?
 
-    /// `audioInput`: load the encoders too (talk).
+    /// `audioInput`: load the encoders too (talk). `contextLength` nil: the official 1500 positions.
     public init(
         file: KAFFile, contextLength: Int? = nil, threads: Int = 0, options: Options = Options(),
         audioInput: Bool = false
@@ -59,7 +59,9 @@ public final class SpeechAnswer {
             )
         }
         encoders = audioInput ? try AudioEncoders(file: file, threads: threads, task: "talk") : nil
-        chat = try TextChat(file: file, contextLength: contextLength, threads: threads)
+        // The official budget ends speech at position 1500: a longer KV cache would never be used
+        // (at full size 8192 positions cost 1.1 GB).
+        chat = try TextChat(file: file, contextLength: contextLength ?? Self.officialStepBudget, threads: threads)
         guard chat.prompt != nil, chat.llm.config.isKimi else {
             throw FormatError(file.path, "speech output needs a Kimi-Audio LLM")
         }
