@@ -270,6 +270,7 @@ enum CLI {
             ([k, "tts", "hi", "-o", dir + "/no/x.wav"], "/no/x.wav: cannot create the output file"),
             ([k, "tts", " ", "-o", dir + "/x.wav"], "TEXT is empty"),
             ([k, "talk", dir + "/missing.wav", "-o", dir + "/x.wav"], "missing.wav"),
+            ([k, "tts", "Hello there.", "-o", dir + "/x.wav", "--context", "40"], "no room for a spoken answer"),
         ] {
             let e = try CLI.run("kimi-run", args)
             #expect(e.status == 2 && e.stderr.contains(want), "\(args): \(e.stderr)")
