@@ -56,7 +56,8 @@ let package = Package(
         .target(name: "KimiConvert", dependencies: ["KAF", "KimiSIMD"], path: "converters",
                 swiftSettings: fastSwift),
         // runtime/: kernels, model components, tokenizer, sampler, pipelines, parity.
-        .target(name: "KimiRuntime", dependencies: ["KAF", "COpenBLAS", "CSndfile", "CSoxr", "CKissFFT", "KimiKernelsVNNI", "KimiSIMD"],
+        .target(name: "CKernelHints", path: "Sources/CKernelHints"),
+        .target(name: "KimiRuntime", dependencies: ["KAF", "COpenBLAS", "CSndfile", "CSoxr", "CKissFFT", "KimiKernelsVNNI", "KimiSIMD", "CKernelHints"],
                 path: "runtime", exclude: ["KernelsVNNI", "Kernels/SIMD"], swiftSettings: fastSwift),
         .target(name: "KimiKernelsVNNI", dependencies: ["KimiSIMD"], path: "runtime/KernelsVNNI", swiftSettings: vnniSwift),
         // SIMD building blocks (@inlinable) shared by the runtime's kernels and the converter's quantizer.

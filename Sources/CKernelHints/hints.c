@@ -1,0 +1,1 @@
+#include "kimi_hints.h"
