@@ -74,6 +74,9 @@ let package = Package(
         // Kernel micro-benchmarks (scripts/bench/kernels.sh); not part of the product.
         .executableTarget(name: "kimi-bench-kernels", dependencies: ["KimiRuntime", "KAF"], path: "Sources/kimi-bench-kernels",
                           swiftSettings: fastSwift + [.swiftLanguageMode(.v5)]),
+        // Replays fuzz inputs through the readers; scripts/fuzz.sh builds it with libFuzzer.
+        .executableTarget(name: "kimi-fuzz", dependencies: ["KimiRuntime", "KAF"], path: "Sources/kimi-fuzz",
+                          swiftSettings: [.swiftLanguageMode(.v5)]),
         .executableTarget(name: "kimi-parity", dependencies: ["KimiRuntime", "KimiCLI"], path: "Sources/kimi-parity",
                           swiftSettings: [.swiftLanguageMode(.v5)]),
 

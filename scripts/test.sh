@@ -21,5 +21,7 @@ if [ "$status" -eq 0 ]; then echo "swift-test: $tests passed, 0 failed"; else ec
 if [ "$status" -eq 0 ]; then
   echo "== release build (what the demo and benchmarks run)"
   swift build -c release
+  echo "== fuzz every reader for 5 s (scripts/fuzz.sh; libFuzzer + AddressSanitizer)"
+  scripts/fuzz.sh "${KIMI_FUZZ_SECONDS:-5}" || status=$?
 fi
 exit "$status"
