@@ -5,7 +5,7 @@
 # AddressSanitizer (swiftc -sanitize=fuzzer,address) into .build/fuzz, seeds one corpus per reader
 # from the test fixtures, runs each reader for SECONDS, and prints executions per second and the
 # crashes found. A crash (or a leak, a hang over 10 s, more than 2 GB) is saved under
-# .build/fuzz/artifacts/READER/ and makes the script exit 1; replay one with
+# .build/fuzz-work/artifacts/READER/ and makes the script exit 1; replay one with
 #   .build/debug/kimi-fuzz READER FILE
 # and add it to Tests/Fixtures/fuzz/READER/ (replayed by scripts/test.sh) once fixed.
 #
@@ -26,7 +26,7 @@ swift build --build-path .build/fuzz -Xswiftc -sanitize=fuzzer,address -Xswiftc 
 FUZZ=$(swift build --build-path .build/fuzz --show-bin-path)/kimi-fuzz
 [ -x "$FUZZ" ] || { echo "fuzz.sh: the fuzzer did not build" >&2; exit 2; }
 
-work=.build/fuzz/work
+work=.build/fuzz-work  # outside SwiftPM's build path, which a build may prune
 mkdir -p "$work"
 fx=Tests/Fixtures
 seed() {  # seed READER FILE... : copies (the first 64 KiB of) each file into the corpus
@@ -54,22 +54,22 @@ failed=0
 summary="$work/summary-$(IFS=-; echo "${READERS[*]}").md"
 printf '| reader | seconds | executions | exec/s | corpus | crashes |\n| --- | --- | --- | --- | --- | --- |\n' > "$summary"
 for r in "${READERS[@]}"; do
-  mkdir -p "$work/corpus/$r" ".build/fuzz/artifacts/$r"
+  mkdir -p "$work/corpus/$r" ".build/fuzz-work/artifacts/$r"
   log="$work/$r.log"
   set +e
   KIMI_FUZZ_TARGET=$r ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 "$FUZZ" "$work/corpus/$r" \
     -max_total_time="$SECONDS_EACH" -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=2048 -max_len=65536 \
-    -print_final_stats=1 -artifact_prefix=".build/fuzz/artifacts/$r/" > "$log" 2>&1
+    -print_final_stats=1 -artifact_prefix=".build/fuzz-work/artifacts/$r/" > "$log" 2>&1
   status=$?
   set -e
   runs=$(grep -aoE 'stat::number_of_executed_units: *[0-9]+' "$log" | grep -oE '[0-9]+$' | awk '{ s += $1 } END { print s + 0 }')
-  crashes=$(find ".build/fuzz/artifacts/$r" -type f | wc -l)
+  crashes=$(find ".build/fuzz-work/artifacts/$r" -type f | wc -l)
   corpus=$(find "$work/corpus/$r" -type f | wc -l)
   rate=$(awk -v n="$runs" -v s="$SECONDS_EACH" 'BEGIN { printf "%.0f", n / s }')
   printf '| %s | %s | %s | %s | %s | %s |\n' "$r" "$SECONDS_EACH" "$runs" "$rate" "$corpus" "$crashes" >> "$summary"
   if [ "$status" -ne 0 ] || [ "$crashes" -gt 0 ]; then
     failed=1
-    echo "fuzz.sh: $r: status $status, $crashes artifact(s) in .build/fuzz/artifacts/$r (log $log)" >&2
+    echo "fuzz.sh: $r: status $status, $crashes artifact(s) in .build/fuzz-work/artifacts/$r (log $log)" >&2
     grep -aE "ERROR|SUMMARY|deadly signal|Fatal error" "$log" | head -5 >&2 || true
   fi
 done

@@ -111,6 +111,20 @@ import Testing
     }
 
     /// Hostile files: one error naming the file, never a crash.
+    /// A 42-byte FLAC whose header claims 4.9 GB of samples (found by scripts/fuzz.sh): one error,
+    /// and the buffer follows the samples really there (before: the claimed size was allocated and
+    /// zeroed first, raising the peak RSS by 4.9 GB).
+    @Test func audioHeaderClaimingHugeLengthAllocatesNothingBig() throws {
+        let path = ModelSummaryTests.fixtures + "/fuzz/audio/flac_header_claims_4.9GB.flac"
+        let bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
+        var before = rusage(), after = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &before)
+        #expect(throws: FormatError.self) { try AudioInput.load(bytes: bytes, name: "claims.flac") }
+        getrusage(RUSAGE_SELF.rawValue, &after)
+        let grewMB = (after.ru_maxrss - before.ru_maxrss) / 1024
+        #expect(grewMB < 200, "peak RSS grew by \(grewMB) MB")
+    }
+
     @Test func badAudioIsOneError() throws {
         let dir = NSTemporaryDirectory() + "audio-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)

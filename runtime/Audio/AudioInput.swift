@@ -22,9 +22,12 @@ public struct AudioClip: Sendable {
 /// libsoxr at its high-quality recipe (python-soxr's `resample`, which librosa's default
 /// `soxr_hq` calls), the output cut or zero-padded to ⌈N·out/in⌉ samples as librosa fixes it.
 public enum AudioInput {
-    /// The longest input read (a bound for hostile files: memory stays below ~1.2 GB of floats).
+    /// The longest input read (with maxSourceSamples, a bound for hostile files: memory stays below
+    /// ~1.2 GB of floats).
     public static let maxSeconds = 3600
     public static let maxChannels = 64
+    /// The most frames decoded at the source rate (1.2 GB of mono floats): 3600 s up to 83 kHz.
+    public static let maxSourceSamples = 300_000_000
     public static let rates = 1000 ... 768_000
 
     /// The most bytes read from standard input or a pipe (a bound for an endless stream).
@@ -115,15 +118,33 @@ public enum AudioInput {
             throw FormatError(
                 path, "\(frames / rate) s of audio is longer than the \(maxSeconds) s read at most")
         }
-        var interleaved = [Float](repeating: 0, count: frames * channels)
-        let got = interleaved.withUnsafeMutableBufferPointer { sf_readf_float(sf, $0.baseAddress!, sf_count_t(frames)) }
-        guard got == frames else {
-            throw FormatError(path, "the audio ends after \(got) of \(frames) frames (truncated or damaged)")
+        guard frames <= maxSourceSamples else {
+            throw FormatError(
+                path,
+                "\(frames / rate) s at \(rate) Hz is more than the \(maxSourceSamples / rate) s read at that rate (\(maxSourceSamples) samples)"
+            )
         }
-        if let bad = interleaved.firstIndex(where: { !$0.isFinite }) {
-            throw FormatError(path, "sample \(bad / channels) is not a finite number")
+        // Read in blocks, each mixed to mono at once: memory follows the samples actually there, not
+        // the count the header claims (a 42-byte FLAC header claiming 4.9 GB of samples made the
+        // whole buffer be allocated before the read found nothing; found by scripts/fuzz.sh).
+        let block = 1 << 16
+        var interleaved = [Float](repeating: 0, count: min(frames, block) * channels)
+        var mono: [Float] = []
+        mono.reserveCapacity(min(frames, 1 << 22))
+        var read = 0
+        while read < frames {
+            let want = min(block, frames - read)
+            let got = Int(
+                interleaved.withUnsafeMutableBufferPointer { sf_readf_float(sf, $0.baseAddress!, sf_count_t(want)) })
+            if let bad = interleaved.prefix(max(got, 0) * channels).firstIndex(where: { !$0.isFinite }) {
+                throw FormatError(path, "sample \(read + bad / channels) is not a finite number")
+            }
+            mono += mixToMono(Array(interleaved.prefix(max(got, 0) * channels)), channels: channels)
+            read += max(got, 0)
+            guard got == want else {
+                throw FormatError(path, "the audio ends after \(read) of \(frames) frames (truncated or damaged)")
+            }
         }
-        let mono = mixToMono(interleaved, channels: channels)
         let samples = rate == sampleRate ? mono : try resample(mono, from: rate, to: sampleRate, file: path)
         return AudioClip(samples: samples, sampleRate: sampleRate, sourceRate: rate, sourceChannels: channels)
     }
