@@ -14,7 +14,8 @@ public final class AudioEncoders {
 
     let whisper: WhisperEncoder
     let vq: VQTokenizer
-    let path: String
+    let file: KAFFile
+    var path: String { file.path }
     public var featureWidth: Int { 4 * whisper.config.dModel }
 
     /// `task` names what needs audio input, for the error when a component is missing.
@@ -26,7 +27,7 @@ public final class AudioEncoders {
         }
         whisper = try WhisperEncoder(file: file, threads: threads)
         vq = try VQTokenizer(file: file, threads: threads)
-        path = file.path
+        self.file = file
     }
 
     /// `onProgress` sees each encoded 30 s piece (done, total: Whisper's, then the VQ's).
@@ -56,6 +57,14 @@ public final class AudioEncoders {
         return Encoded(
             codes: codes, features: features,
             stages: [("mel", seconds(t0, t1)), ("whisper", seconds(t1, t2)), ("vq", seconds(t2, t3))])
+    }
+
+    /// Lets the system drop the encoders' weight pages (they are read again from the file if used
+    /// again): talk encodes once, then needs the memory for the LLM and the detokenizer.
+    public func releaseWeights() {
+        for e in file.entries where e.component == "whisper" || e.component == "vq" {
+            file.file.advise(willNeed: false, offset: e.offset, length: e.storedSize)
+        }
     }
 
     /// The error for audio that needs more prompt positions than the context holds.

@@ -86,6 +86,7 @@ public final class SpeechAnswer {
     ) throws -> Result {
         guard let encoders else { preconditionFailure("SpeechAnswer made without audioInput") }
         let e = try encoders.encode(samples, onProgress: onProgress)
+        encoders.releaseWeights()
         var messages: [KimiPrompt.Message] = []
         if let instruction { messages.append(.init(.user, .text(instruction))) }
         messages.append(.init(.user, .audio(codes: e.codes)))
