@@ -186,15 +186,28 @@ public enum AtomicFile {
         if rename(temp, target) != 0 { throw failed("rename") }
     }
 
-    /// Writes `bytes` to `target` atomically (replacing an existing file only with `overwrite`).
-    public static func write(_ bytes: [UInt8], to target: String, overwrite: Bool = true) throws {
-        try checkTarget(target)
+    /// Creates `target`'s temp file, registered for the signal cleanup before it exists (a signal
+    /// between open and register would leave it behind), after removing stale ones. On failure it
+    /// is unregistered and the error names `what` (default: the temp path).
+    static func createTemp(for target: String, flags: Int32 = O_WRONLY, what: String? = nil) throws -> (
+        temp: String, fd: Int32
+    ) {
         removeStaleTemps(for: target)
         let temp = tempPath(for: target)
         register(temp)
+        let fd = open(temp, flags | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        if fd < 0 {
+            unregister(temp)
+            throw FormatError(target, "cannot create \(what ?? temp): \(String(cString: strerror(errno)))")
+        }
+        return (temp, fd)
+    }
+
+    /// Writes `bytes` to `target` atomically (replacing an existing file only with `overwrite`).
+    public static func write(_ bytes: [UInt8], to target: String, overwrite: Bool = true) throws {
+        try checkTarget(target)
+        let (temp, fd) = try createTemp(for: target)
         defer { unregister(temp) }
-        let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        if fd < 0 { throw FormatError(target, "cannot create \(temp): \(String(cString: strerror(errno)))") }
         var ok = false
         defer {
             close(fd)
@@ -230,15 +243,8 @@ public final class AtomicOutput {
 
     public init(target: String) throws {
         try AtomicFile.checkTarget(target)
-        AtomicFile.removeStaleTemps(for: target)
         self.target = target
-        temp = AtomicFile.tempPath(for: target)
-        AtomicFile.register(temp)
-        fd = open(temp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        if fd < 0 {
-            AtomicFile.unregister(temp)
-            throw FormatError(target, "cannot create the output file: \(String(cString: strerror(errno)))")
-        }
+        (temp, fd) = try AtomicFile.createTemp(for: target, flags: O_RDWR, what: "the output file")
     }
 
     public func write(_ data: UnsafeRawBufferPointer) throws { try AtomicFile.writeAll(fd, data, file: target) }

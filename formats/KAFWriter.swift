@@ -44,15 +44,7 @@ public final class KAFWriter {
         if !overwrite && access(path, F_OK) == 0 {
             throw FormatError(path, "already exists (use --force to overwrite)")
         }
-        AtomicFile.removeStaleTemps(for: path)
-        temp = AtomicFile.tempPath(for: path)
-        // Registered before it exists: a signal between open and register would leave it behind.
-        AtomicFile.register(temp)
-        fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        if fd < 0 {
-            AtomicFile.unregister(temp)
-            throw FormatError(path, "cannot create \(temp): \(String(cString: strerror(errno)))")
-        }
+        (temp, fd) = try AtomicFile.createTemp(for: path)
         buffer = UnsafeMutableRawPointer.allocate(byteCount: bufferCapacity, alignment: 64)
         // Header placeholder; the real one is written by finish().
         offset = 0

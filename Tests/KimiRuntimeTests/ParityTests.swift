@@ -1,5 +1,7 @@
-import Testing
 import Foundation
+import Synchronization
+import Testing
+
 @testable import KAF
 @testable import KimiConvert
 @testable import KimiRuntime
@@ -9,8 +11,23 @@ import Foundation
     static let fixtures = ModelSummaryTests.fixtures
     static func golden(_ name: String) -> String { fixtures + "/golden/" + name + ".safetensors" }
 
+    private static let convertedFiles = Mutex<[String: KAFFile]>([:])
+
+    /// `convert` once per (folder, mode) for the whole test run; suites running in parallel share it.
+    static func converted(_ folder: String, _ mode: PrecisionPolicy.Mode) throws -> KAFFile {
+        let key = "\(folder) \(mode)"
+        if let f = convertedFiles.withLock({ $0[key] }) { return f }
+        let f = try convert(folder, mode)
+        return convertedFiles.withLock { files in
+            if let earlier = files[key] { return earlier }
+            files[key] = f
+            return f
+        }
+    }
+
     static func convert(_ folder: String, _ mode: PrecisionPolicy.Mode, interleave: Bool = true) throws -> KAFFile {
-        let plan = try Converter.plan(ConvertOptions(input: fixtures + "/" + folder, policy: PrecisionPolicy(mode: mode, interleave: interleave)))
+        let plan = try Converter.plan(
+            ConvertOptions(input: fixtures + "/" + folder, policy: PrecisionPolicy(mode: mode, interleave: interleave)))
         let path = NSTemporaryDirectory() + "parity-\(UUID().uuidString).kaf"
         try ConversionRunner(plan: plan, threads: 2).write(to: path, overwrite: false)
         return try KAFFile(path: path)
@@ -18,7 +35,10 @@ import Foundation
 
     /// f32 .kaf vs the official f32 reference: both heads within 1e-3 and cosine ≥ 0.99999 at every
     /// position (with one continuous-feature segment in the prompt), greedy lock-step ids identical.
-    @Test(arguments: [("tiny-release", "kimi_tiny_lm_f32"), ("tiny-release", "kimi_tiny_lm_textonly_f32"), ("tiny-qwen2", "qwen_tiny_lm_f32")])
+    @Test(arguments: [
+        ("tiny-release", "kimi_tiny_lm_f32"), ("tiny-release", "kimi_tiny_lm_textonly_f32"),
+        ("tiny-qwen2", "qwen_tiny_lm_f32"),
+    ])
     func f32MatchesTheOfficialCode(_ c: (String, String)) throws {
         let r = try Parity.run(try Self.convert(c.0, .float(.f32)), golden: Self.golden(c.1))
         for m in r.metrics { #expect(m.pass, "\(c.1) \(m.name): \(m.json.serialized())") }
@@ -47,8 +67,11 @@ import Foundation
     /// 4.8e-3 max |Δ|, cosine 0.99997, greedy identical) — bounded here so a regression shows.
     @Test func f32PathNearTheBF16Reference() throws {
         var tol = Parity.Tolerance()
-        tol.maxAbs = 1e-2; tol.minCosine = 0.9999; tol.minTop1 = 0.9
-        let r = try Parity.run(try Self.convert("tiny-release", .float(.f32)), golden: Self.golden("kimi_tiny_lm_bf16"), tolerance: tol)
+        tol.maxAbs = 1e-2
+        tol.minCosine = 0.9999
+        tol.minTop1 = 0.9
+        let r = try Parity.run(
+            try Self.convert("tiny-release", .float(.f32)), golden: Self.golden("kimi_tiny_lm_bf16"), tolerance: tol)
         for m in r.metrics { #expect(m.pass, "\(m.name): \(m.json.serialized())") }
     }
 
@@ -57,11 +80,18 @@ import Foundation
     /// q8 cosine 0.99985 / top-1 0.96; q4 0.988 / 0.57 (audio head).
     /// Both layouts: the `_r8` files (the default) and row-major ones (`--no-interleave`), whose
     /// matrices go through the row-major kernels.
-    @Test(arguments: [(PrecisionPolicy.Mode.quantized(bits: 8, group: 32), 0.9995, 0.9), (.quantized(bits: 4, group: 32), 0.98, 0.5)],
-          [true, false])
+    @Test(
+        arguments: [
+            (PrecisionPolicy.Mode.quantized(bits: 8, group: 32), 0.9995, 0.9),
+            (.quantized(bits: 4, group: 32), 0.98, 0.5),
+        ],
+        [true, false])
     func quantizedStaysClose(_ c: (PrecisionPolicy.Mode, Double, Double), interleave: Bool) throws {
         var tol = Parity.Tolerance()
-        tol.maxAbs = 1; tol.minCosine = c.1; tol.minTop1 = c.2; tol.greedyMustMatch = false
+        tol.maxAbs = 1
+        tol.minCosine = c.1
+        tol.minTop1 = c.2
+        tol.greedyMustMatch = false
         let kaf = try Self.convert("tiny-release", c.0, interleave: interleave)
         #expect(kaf.entry("llm.layers.0.mlp.up_proj.weight")?.dtype.isInterleaved == interleave)
         let r = try Parity.run(kaf, golden: Self.golden("kimi_tiny_lm_f32"), tolerance: tol)

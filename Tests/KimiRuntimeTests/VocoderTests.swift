@@ -108,12 +108,7 @@ import Testing
     static func golden(_ name: String) throws -> SafetensorsFile {
         try SafetensorsFile(path: ModelSummaryTests.fixtures + "/golden/\(name).safetensors")
     }
-    nonisolated(unsafe) static var converted: [String: KAFFile] = [:]
-    static func kaf(_ mode: PrecisionPolicy.Mode) throws -> KAFFile {
-        let key = "\(mode)"
-        if converted[key] == nil { converted[key] = try ParityTests.convert("tiny-release", mode) }
-        return converted[key]!
-    }
+    static func kaf(_ mode: PrecisionPolicy.Mode) throws -> KAFFile { try ParityTests.converted("tiny-release", mode) }
 
     static func maxAbs(_ a: [Float], _ b: [Float]) -> Float { zip(a, b).map { abs($0 - $1) }.max() ?? .infinity }
     static func snr(_ got: [Float], _ want: [Float]) -> Double {
@@ -186,14 +181,7 @@ import Testing
     static func stream(_ name: String, _ mode: PrecisionPolicy.Mode) throws -> (mel: Float, wav: Float, snr: Double) {
         let g = try Self.golden(name)
         func meta(_ k: String) -> Int { Int(g.metadata[k] ?? "") ?? -1 }
-        var s = Detokenizer.Settings()
-        s.chunkTokens = meta("chunk_tokens")
-        s.firstChunkTokens = meta("first_chunk_tokens")
-        s.lookAheadTokens = meta("look_ahead_tokens")
-        s.upsample = meta("upsample_factor")
-        s.odeSteps = meta("ode_steps")
-        s.maxCacheFrames = meta("max_kv_cache_tokens")
-        s.maxPositions = meta("max_pos_size")
+        let s = try Parity.detokSettings(g, path: name)
         let codes = try g.tensor(named: "in.codes").int64s().map { Int($0) }
         let chunks = meta("chunks")
         let noise = try (0 ..< chunks).map { try g.tensor(named: String(format: "in.noise.%03d", $0)).floats() }

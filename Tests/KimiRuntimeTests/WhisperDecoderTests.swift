@@ -14,11 +14,8 @@ import Testing
         try SafetensorsFile(path: ModelSummaryTests.fixtures + "/golden/whisper_tiny_decoder_\(c).safetensors")
     }
 
-    nonisolated(unsafe) static var converted: [String: KAFFile] = [:]
     static func transcriber(_ mode: PrecisionPolicy.Mode) throws -> WhisperTranscriber {
-        let key = "\(mode)"
-        if converted[key] == nil { converted[key] = try ParityTests.convert("tiny-whisper", mode) }
-        return try WhisperTranscriber(file: converted[key]!, threads: 2)
+        try WhisperTranscriber(file: ParityTests.converted("tiny-whisper", mode), threads: 2)
     }
 
     static func ids(_ g: SafetensorsFile, _ name: String) throws -> [Int] {
@@ -89,8 +86,7 @@ import Testing
     /// down to 0.008); the real tiny.en check is scripts/real (identical transcripts at q8).
     @Test func parityStage() throws {
         for mode in [PrecisionPolicy.Mode.float(.f32), .quantized(bits: 8, group: 32)] {
-            _ = try Self.transcriber(mode)
-            let kaf = Self.converted["\(mode)"]!
+            let kaf = try ParityTests.converted("tiny-whisper", mode)
             for c in Self.cases {
                 let path = ModelSummaryTests.fixtures + "/golden/whisper_tiny_decoder_\(c).safetensors"
                 let r = try Parity.run(kaf, golden: path)

@@ -420,13 +420,7 @@ public func ropeInterleaved_ref(
 }
 
 public func softmax_ref(_ x: UnsafeMutablePointer<Float>, count n: Int) {
-    var m = -Float.infinity
-    for i in 0 ..< n { m = max(m, x[i]) }
-    var s: Float = 0
-    for i in 0 ..< n {
-        x[i] = Foundation.exp(x[i] - m)
-        s += x[i]
-    }
+    let s = expShifted_ref(x, count: n)
     for i in 0 ..< n { x[i] /= s }
 }
 

@@ -101,7 +101,8 @@ extension Parity {
 
     /// Stage detok: streaming end to end with the recorded noise of every chunk; each chunk's samples
     /// (and mel, when stored) and the whole waveform.
-    static func runDetok(_ kaf: KAFFile, _ g: SafetensorsFile, path: String, threads: Int) throws -> CaseResult {
+    /// A detok golden's streaming settings (chunking, look-ahead, ODE steps, cache and position windows).
+    static func detokSettings(_ g: SafetensorsFile, path: String) throws -> Detokenizer.Settings {
         var s = Detokenizer.Settings()
         s.chunkTokens = try metaInt(g, "chunk_tokens", path: path)
         s.firstChunkTokens = (try? metaInt(g, "first_chunk_tokens", path: path)) ?? s.chunkTokens
@@ -110,6 +111,11 @@ extension Parity {
         s.odeSteps = try metaInt(g, "ode_steps", path: path)
         if let v = try? metaInt(g, "max_kv_cache_tokens", path: path) { s.maxCacheFrames = v }
         if let v = try? metaInt(g, "max_pos_size", path: path) { s.maxPositions = v }
+        return s
+    }
+
+    static func runDetok(_ kaf: KAFFile, _ g: SafetensorsFile, path: String, threads: Int) throws -> CaseResult {
+        let s = try detokSettings(g, path: path)
         let codes = try ints(g, "in.codes")
         var noise: [[Float]] = []
         while let t = g[String(format: "in.noise.%03d", noise.count)] { noise.append(try t.floats()) }
