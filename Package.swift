@@ -51,7 +51,7 @@ let package = Package(
         // formats/: the .kaf container, quant block types, readers of the release's inputs.
         .target(name: "KAF",
                 dependencies: ["CZstd", "CJSONC", .product(name: "Yams", package: "Yams")],
-                path: "formats", exclude: ["KAF.md", "GOLDEN.md"], swiftSettings: fastSwift),
+                path: "formats", exclude: ["KAF.md", "GOLDEN.md", "PARITY.md"], swiftSettings: fastSwift),
         // converters/: one converter per component, quantizers, precision policy.
         .target(name: "KimiConvert", dependencies: ["KAF", "KimiSIMD"], path: "converters",
                 swiftSettings: fastSwift),
@@ -77,7 +77,7 @@ let package = Package(
         // Replays fuzz inputs through the readers; scripts/fuzz.sh builds it with libFuzzer.
         .executableTarget(name: "kimi-fuzz", dependencies: ["KimiRuntime", "KAF"], path: "Sources/kimi-fuzz",
                           swiftSettings: [.swiftLanguageMode(.v5)]),
-        .executableTarget(name: "kimi-parity", dependencies: ["KimiRuntime", "KimiCLI"], path: "Sources/kimi-parity",
+        .executableTarget(name: "kimi-parity", dependencies: ["KimiRuntime", "KimiConvert", "KimiCLI"], path: "Sources/kimi-parity",
                           swiftSettings: [.swiftLanguageMode(.v5)]),
 
         .testTarget(name: "KAFTests", dependencies: ["KAF"], path: "Tests/KAFTests", swiftSettings: [.unsafeFlags(cpuFlags)]),

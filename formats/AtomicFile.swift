@@ -69,6 +69,16 @@ public enum AtomicFile {
         }
     }
 
+    /// A scratch file the process removes itself (`removeScratch`) and the signal handler removes
+    /// on a cleanup signal (kimi-parity's temporary reference .kaf). Call before it exists.
+    public static func registerScratch(_ path: String) { register(path) }
+
+    /// Removes a scratch file and forgets it.
+    public static func removeScratch(_ path: String) {
+        unlink(path)
+        unregister(path)
+    }
+
     /// Records `path` for the signal handler; call before the file is created.
     static func register(_ path: String) {
         let bytes = Array(path.utf8)

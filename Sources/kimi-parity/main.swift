@@ -1,13 +1,28 @@
 import Foundation
 import KAF
 import KimiCLI
+import KimiConvert
 import KimiRuntime
 
 struct KimiParity: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kimi-parity",
-        abstract: "Check a .kaf model against golden cases written by the official PyTorch code.",
+        abstract:
+            "Measure how far a .kaf model is from a reference: a float .kaf, the release folder, or golden cases.",
         discussion: """
+            kimi-parity REFERENCE MODEL.kaf --out DIR: the report of formats/PARITY.md. REFERENCE is a float
+            .kaf or the original release folder (its tensors are converted as stored, bf16 stays bf16, into
+            a temporary .kaf in DIR that is removed afterwards, and computed in f32). Both sides run on the same
+            inputs: every tensor (RMSE, max |Δ|, SNR, bits per weight), the text head on --text (KL divergence
+            mean / p99 / max, same top-1, perplexity, over the second half of windows of 512 tokens as
+            llama-perplexity --kl-divergence scores them), the hidden state after every trunk and MIMO layer
+            (cosine, relative error), the audio head on the speech prompt of each --audio clip, the audio
+            encoders (mel, Whisper features, VQ codes), the detokenizer with shared noise (DiT mel, vocoder
+            SNR), and each direction greedy end to end; time and peak memory. Each check has a verdict (pass,
+            drift within the documented warning band, fail) and the evidence behind its band. DIR receives
+            report.md, report.json and report.html (self-contained); a summary is printed.
+
+            kimi-parity MODEL.kaf --golden CASES: against golden cases of the official code:
             Each golden case (formats/GOLDEN.md) holds inputs and the official outputs. Stage lm: logits of
             both heads at every prompt position (max |Δ|, max relative error, worst row cosine, top-1
             agreement) and the greedy lock-step sequences id for id; stage text: tokenizer ids; stage whisper:
@@ -25,10 +40,25 @@ struct KimiParity: ParsableCommand {
             cosine ≥ 0.99999, top-1 and greedy identical); f16/bf16 |Δ| ≤ 0.05, cosine ≥ 0.9999, top-1 ≥ 0.9;
             q8 cosine ≥ 0.9995, top-1 ≥ 0.9; q4 cosine ≥ 0.98, top-1 ≥ 0.5 (greedy sequences reported, not
             required, for 16-bit and quantized files). The options below override them.
-            Exit status: 0 when every case passes, 1 when one fails, 2 on bad input.
+            Exit status: 0 when nothing fails (drift is not a failure), 1 when a check or case fails, 2 on bad input.
             """)
 
-    @OptionGroup var model: ModelArgument
+    @Argument(
+        help:
+            "MODEL.kaf with --golden; REFERENCE MODEL.kaf for the report (REFERENCE: a float .kaf or a release folder)."
+    )
+    var paths: [String] = []
+    @Option(help: "Report: the directory that receives report.md, report.json and report.html.") var out: String?
+    @Option(help: "Report: a UTF-8 text for the KL divergence and perplexity (default: a built-in public-domain text).")
+    var text: String?
+    @Option(
+        parsing: .upToNextOption,
+        help: "Report: speech clips (any format libsndfile reads; default: a built-in 3.2 s espeak-ng clip).")
+    var audio: [String] = []
+    @Flag(help: "Report: 2 windows of 128 tokens, 16 speech steps, 8-token answers (seconds on the tiny model).")
+    var quick = false
+    @Option(help: "Report with a release folder as the reference: the GLM-4-Voice tokenizer folder (as kimi-convert).")
+    var vqTokenizer: String?
     @Option(
         name: .long, parsing: .upToNextOption,
         help: "Golden cases (.safetensors): --golden A B ... or --golden A --golden B.")
@@ -42,11 +72,25 @@ struct KimiParity: ParsableCommand {
     @Flag(help: "Print one JSON object.") var json = false
 
     func validate() throws {
-        if golden.isEmpty { throw ValidationError("give at least one --golden CASE.safetensors") }
+        switch (paths.count, golden.isEmpty) {
+        case (1, false):
+            if out != nil {
+                throw ValidationError(
+                    "--out writes the report of REFERENCE MODEL.kaf; golden cases print their results")
+            }
+        case (2, true): if out == nil { throw ValidationError("give --out DIR for the report of REFERENCE MODEL.kaf") }
+        case (2, false):
+            throw ValidationError("give REFERENCE MODEL.kaf --out DIR, or MODEL.kaf --golden CASES, not both")
+        case (1, true):
+            throw ValidationError(
+                "give a reference (kimi-parity REFERENCE MODEL.kaf --out DIR) or --golden CASE.safetensors")
+        default: throw ValidationError("give MODEL.kaf --golden CASES, or REFERENCE MODEL.kaf --out DIR")
+        }
     }
 
     func run() throws {
-        let kaf = try model.open()
+        if paths.count == 2 { return try report(reference: paths[0], model: paths[1], out: out!) }
+        let kaf = try KAFFile(path: paths[0])
         var tol = Parity.Tolerance.forModel(kaf)
         // A file without an LLM (a plain Whisper file) is judged by its encoder's bounds only.
         var encoderOnly: String? = nil
@@ -85,7 +129,7 @@ struct KimiParity: ParsableCommand {
             ]
             print(
                 JSONValue.object([
-                    "model": .string(model.path), "pass": .bool(results.allSatisfy(\.pass)), "tolerance": t,
+                    "model": .string(paths[0]), "pass": .bool(results.allSatisfy(\.pass)), "tolerance": t,
                     "cases": .array(cases),
                 ]).serialized())
         } else {
@@ -121,6 +165,85 @@ struct KimiParity: ParsableCommand {
         }
         if !results.allSatisfy(\.pass) { throw ExitCode(1) }
     }
+
+    /// The report of `model` against `reference`. Every input is checked before any work: the
+    /// output directory, the text, the clips, both files and their architectures.
+    func report(reference refPath: String, model modelPath: String, out: String) throws {
+        try ParityReport.checkOutputDirectory(out)
+        var inputs = ParityComparison.Inputs()
+        if let text {
+            guard let data = FileManager.default.contents(atPath: text), let s = String(data: data, encoding: .utf8)
+            else {
+                throw CLIError("\(text): cannot read it as UTF-8 text")
+            }
+            (inputs.corpus, inputs.corpusName) = (s, text)
+        }
+        let clips =
+            audio.isEmpty
+            ? [try AudioInput.load(bytes: ParityDefaults.clipFLAC, name: ParityDefaults.clipName)]
+            : try audio.map { try AudioInput.load(path: $0) }
+        inputs.clips = zip(audio.isEmpty ? [ParityDefaults.clipName] : audio, clips).map { ($0, $1.samples) }
+        if quick { (inputs.window, inputs.maxWindows, inputs.speechSteps, inputs.answerTokens) = (128, 2, 16, 8) }
+        let model = try KAFFile(path: modelPath)
+        var isDir: ObjCBool = false
+        let scratch = "\(out)/.kimi-parity-reference-\(getpid()).kaf"
+        defer { AtomicFile.removeScratch(scratch) }
+        let reference: KAFFile
+        if FileManager.default.fileExists(atPath: refPath, isDirectory: &isDir), isDir.boolValue {
+            reference = try convertReference(refPath, for: model, into: scratch)
+        } else {
+            reference = try KAFFile(path: refPath)
+        }
+        let comparison = try ParityComparison(reference: reference, model: model, threads: threads.count)
+        let bar = StageLine()
+        comparison.onStage = { bar.show($0) }
+        let report = try comparison.run(
+            inputs, referencePath: refPath,
+            referenceKind: isDir.boolValue ? "release folder (as stored, in f32)" : "kaf")
+        bar.finish()
+        try report.write(to: out)
+        if json {
+            print(report.json.serialized())
+        } else {
+            print(report.summary())
+            print("report: \(out)/report.md, \(out)/report.json, \(out)/report.html")
+        }
+        if report.verdict == .fail { throw ExitCode(1) }
+    }
+
+    /// The release folder's tensors as stored (16-bit stays 16-bit, everything else f32), only
+    /// the components the model has, into `scratch` (removed on exit and on a signal).
+    func convertReference(_ folder: String, for model: KAFFile, into scratch: String) throws -> KAFFile {
+        let wanted = model.components.filter { !["kaf", "tokenizer", "frontend"].contains($0) }
+        var opts = ConvertOptions(
+            input: folder, policy: PrecisionPolicy(mode: .float(.f32)), components: wanted, vqTokenizer: vqTokenizer)
+        let first = try Converter.plan(opts)
+        let keeps: [(glob: String, type: DType)] = first.items.compactMap { i in
+            switch i.producer.sourceDType {
+            case "bf16": return (i.name, .bf16)
+            case "f16": return (i.name, .f16)
+            default: return nil
+            }
+        }
+        opts.policy = PrecisionPolicy(mode: .float(.f32), keeps: keeps)
+        let plan = try Converter.plan(opts)
+        AtomicFile.registerScratch(scratch)
+        var runner = ConversionRunner(plan: plan, threads: threads.count > 0 ? threads.count : ThreadOptions.onlineCPUs)
+        runner.commandLine = "kimi-parity reference of \(folder)"
+        FileHandle.standardError.write("converting the reference \(folder) (as stored) …\n".data(using: .utf8)!)
+        _ = try runner.write(to: scratch, overwrite: true)
+        return try KAFFile(path: scratch)
+    }
+}
+
+/// The report's stage on stderr, with the seconds since the start ("[12.3 s] text head and layers").
+final class StageLine {
+    let start = Date()
+    func show(_ stage: String) {
+        FileHandle.standardError.write(
+            String(format: "[%6.1f s] %@\n", Date().timeIntervalSince(start), stage).data(using: .utf8)!)
+    }
+    func finish() { show("done") }
 }
 
 runCommand(KimiParity.self)

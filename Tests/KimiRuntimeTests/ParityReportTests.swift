@@ -75,7 +75,7 @@ import Glibc
             R.LayerDrift(
                 name: "llm.layers.0", meanCosine: 0.99995, minCosine: 0.9999, relativeError: 0.01, band: cosBand),
             R.LayerDrift(
-                name: "llm.layers.1", meanCosine: 0.9995, minCosine: 0.998, relativeError: 0.03, band: cosBand),
+                name: "llm.layers.1", meanCosine: 0.998, minCosine: 0.99, relativeError: 0.03, band: cosBand),
             R.LayerDrift(name: "llm.layers.2", meanCosine: 1, minCosine: 1, relativeError: 0, band: cosBand),
             R.LayerDrift(name: "mimo.layers.0", meanCosine: 0.99, minCosine: 0.95, relativeError: 0.2, band: cosBand),
             R.LayerDrift(name: "mimo.layers.1", meanCosine: .nan, minCosine: .nan, relativeError: .nan, band: cosBand),

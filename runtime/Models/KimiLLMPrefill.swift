@@ -28,10 +28,13 @@ extension KimiLLM {
     /// is the Whisper feature row of prompt index p when p is continuous. `logitsFor` receives the
     /// prompt index and the logits rows (text, audio or nil) of each position that `wantLogits`
     /// selects; the model's `textLogits`/`audioLogits` hold the last position's afterwards.
+    /// `afterLayer` (parity's per-layer drift) sees the hidden states after each layer: layer index
+    /// (trunk layers, then MIMO layers), the first prompt index of the batch, its n rows of `hidden`.
     public func prefill(
         audioIds: [Int], textIds: [Int], addText: Bool, features: [Int: UnsafePointer<Float>] = [:],
         start: Int, wantAudio: Bool, wantLogits: (Int) -> Bool = { _ in false },
-        logitsFor: (Int, UnsafePointer<Float>, UnsafePointer<Float>?) -> Void = { _, _, _ in }
+        logitsFor: (Int, UnsafePointer<Float>, UnsafePointer<Float>?) -> Void = { _, _, _ in },
+        afterLayer: ((Int, Int, UnsafePointer<Float>, Int) -> Void)? = nil
     ) throws {
         let c = config, B = batch, total = audioIds.count, half = c.headDim / 2
         guard textIds.count == total else { throw FormatError(file.path, "prefill: the two streams differ in length") }
@@ -55,11 +58,13 @@ extension KimiLLM {
             }
             for (l, layer) in layers.enumerated() {
                 runLayerBatch(layer, cache: l, h: B.x, n: n, pos0: pos0)
+                afterLayer?(l, done, B.x, n)
                 if runMimo && l == c.mimoFrom { B.m.update(from: B.x, count: n * c.hidden) }
             }
             if runMimo {
                 for (j, layer) in mimo.enumerated() {
                     runLayerBatch(layer, cache: c.layers + j, h: B.m, n: n, pos0: pos0)
+                    afterLayer?(c.layers + j, done, B.m, n)
                 }
             }
             // Heads: the positions asked for, and always the last one of the prompt.

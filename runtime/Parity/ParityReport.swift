@@ -35,10 +35,13 @@ public struct ParityReport: Sendable {
             }
         }
 
+        /// A limit with the digits it needs (0.9995 stays 0.9995).
+        static func limit(_ v: Double) -> String { v.isFinite ? String(format: "%.6g", v) : ParityReport.format(v) }
+
         /// "≤ 0.005 pass, ≤ 0.02 drift".
         public var text: String {
             let op = direction == .atMost ? "≤" : "≥"
-            return "\(op) \(ParityReport.format(pass)) pass, \(op) \(ParityReport.format(drift)) drift"
+            return "\(op) \(Self.limit(pass)) pass, \(op) \(Self.limit(drift)) drift"
         }
     }
 
@@ -89,7 +92,7 @@ public struct ParityReport: Sendable {
         /// ‖model − ref‖ / ‖ref‖ over all positions.
         public let relativeError: Double
         public let band: Band
-        public var verdict: Verdict { band.judge(minCosine) }
+        public var verdict: Verdict { band.judge(meanCosine) }
     }
 
     /// One side of the comparison: what it is, its file, the seconds it computed, the memory seen.
