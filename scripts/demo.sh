@@ -11,6 +11,7 @@ echo "== build (release)"
 swift build -c release
 bin=$(swift build -c release --show-bin-path)
 
+start=$SECONDS
 out=${TMPDIR:-/tmp}/kimi-demo
 mkdir -p "$out"
 release=Tests/Fixtures/tiny-release
@@ -42,3 +43,6 @@ echo "== a plain Whisper checkpoint (tiny random multilingual fixture): transcri
 "$bin/kimi-convert" --f32 --force Tests/Fixtures/tiny-whisper "$out/tiny-whisper-f32.kaf" >/dev/null 2>&1
 "$bin/kimi-run" "$out/tiny-whisper-f32.kaf" asr Tests/Fixtures/audio/fox_22k.wav --json --max-tokens 12
 "$bin/kimi-parity" "$out/tiny-whisper-f32.kaf" --golden Tests/Fixtures/golden/whisper_tiny_decoder_*.safetensors
+echo "== the parity report: the q4 file against the release folder itself (every tensor, both heads' KL divergence, every layer, audio in and out, the four directions)"
+"$bin/kimi-parity" "$release" "$out/tiny-q4.kaf" --out "$out/report"
+echo "== done in $((SECONDS - start)) s after the build; the report is $out/report/report.html (also report.md, report.json)"

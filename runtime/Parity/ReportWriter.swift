@@ -33,12 +33,12 @@ extension ParityReport {
         return sections.map { s in (s, checks.filter { $0.section == s }) }
     }
 
-    /// The layer with the lowest min cosine (NaN counts as the lowest).
+    /// The layer with the lowest mean cosine (the judged one) (NaN counts as the lowest).
     var worstLayer: LayerDrift? {
         layers.min { a, b in
-            if a.minCosine.isNaN { return !b.minCosine.isNaN }
-            if b.minCosine.isNaN { return false }
-            return a.minCosine < b.minCosine
+            if a.meanCosine.isNaN { return !b.meanCosine.isNaN }
+            if b.meanCosine.isNaN { return false }
+            return a.meanCosine < b.meanCosine
         }
     }
 
@@ -228,7 +228,9 @@ extension ParityReport {
         var shown = Array(checks.indices)
         if shown.count > budget {
             // Worst first (unjudged last), then keep the original order of those kept.
-            let rank: (Int) -> Int = { i in checks[i].verdict.map { 3 - $0.rank } ?? 4 }
+            let rank: (Int) -> Int = { i in
+                checks[i].verdict.map { 3 - $0.rank } ?? (checks[i].section == "end_to_end" ? 4 : 5)
+            }
             shown = Array(shown.sorted { (rank($0), $0) < (rank($1), $1) }.prefix(max(0, budget - 1))).sorted()
         }
         let width = min(40, shown.map { checks[$0].section.count + 1 + checks[$0].name.count }.max() ?? 0)
