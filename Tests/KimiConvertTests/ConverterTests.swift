@@ -1,5 +1,6 @@
-import Testing
 import Foundation
+import Testing
+
 @testable import KAF
 @testable import KimiConvert
 
@@ -13,7 +14,9 @@ enum Tiny {
         for f in doc["files"]!.arrayValue! {
             var t: [String: (shape: [Int], sum: Double, sumSq: Double)] = [:]
             for x in f["tensors"]?.arrayValue ?? [] {
-                t[x["name"]!.stringValue!] = (x["shape"]!.arrayValue!.map { $0.intValue! }, x["sum"]!.doubleValue!, x["sum_sq"]!.doubleValue!)
+                t[x["name"]!.stringValue!] = (
+                    x["shape"]!.arrayValue!.map { $0.intValue! }, x["sum"]!.doubleValue!, x["sum_sq"]!.doubleValue!
+                )
             }
             out[f["path"]!.stringValue!] = t
         }
@@ -34,8 +37,13 @@ struct QuantBound {
     let amax: Float, m: Float, step: Float, bits: Int
     init(group: ArraySlice<Float>, bits: Int) {
         var amax: Float = 0, m: Float = 0
-        for x in group where abs(x) > amax { amax = abs(x); m = x }
-        self.amax = amax; self.m = m; self.bits = bits
+        for x in group where abs(x) > amax {
+            amax = abs(x)
+            m = x
+        }
+        self.amax = amax
+        self.m = m
+        self.bits = bits
         step = amax / (bits == 8 ? 127 : 8)
     }
     func of(_ x: Float) -> Float {
@@ -46,8 +54,11 @@ struct QuantBound {
 }
 
 @Suite(.serialized) struct ConverterTests {
-    static let modes: [PrecisionPolicy.Mode] = [.float(.f32), .float(.f16), .float(.bf16)]
-        + [32, 64, 128].flatMap { g in [PrecisionPolicy.Mode.quantized(bits: 8, group: g), .quantized(bits: 4, group: g)] }
+    static let modes: [PrecisionPolicy.Mode] =
+        [.float(.f32), .float(.f16), .float(.bf16)]
+        + [32, 64, 128].flatMap { g in
+            [PrecisionPolicy.Mode.quantized(bits: 8, group: g), .quantized(bits: 4, group: g)]
+        }
 
     /// Every type: every tensor of the tiny release is in the file, with the policy's type, and its
     /// values match the source — exactly at f32 (checked against torch's sums), within the
@@ -55,7 +66,7 @@ struct QuantBound {
     @Test(arguments: modes)
     func convertsEveryTensorFaithfully(_ mode: PrecisionPolicy.Mode) throws {
         let (plan, kaf) = try Tiny.convert(PrecisionPolicy(mode: mode))
-        #expect(plan.items.count == 1217)   // 1216 source tensors + the computed mel filters
+        #expect(plan.items.count == 1217)  // 1216 source tensors + the computed mel filters
         #expect(Set(kaf.entries.map(\.name)).isSuperset(of: plan.items.map(\.name)))
         var quantizedSeen = 0
         for item in plan.items {
@@ -70,7 +81,8 @@ struct QuantBound {
             case .f16, .bf16:
                 let rel: Float = t.dtype == .f16 ? 1.0 / 2048 : 1.0 / 256
                 for i in 0 ..< got.count where abs(got[i] - want[i]) > rel * abs(want[i]) + 6e-8 {
-                    Issue.record("\(item.name)[\(i)]: \(want[i]) stored as \(got[i])"); break
+                    Issue.record("\(item.name)[\(i)]: \(want[i]) stored as \(got[i])")
+                    break
                 }
             default:
                 quantizedSeen += 1
@@ -79,7 +91,8 @@ struct QuantBound {
                     let bound = QuantBound(group: want[b * g ..< (b + 1) * g], bits: bits)
                     if bits == 8 {
                         for i in b * g ..< (b + 1) * g where abs(got[i] - want[i]) > bound.of(want[i]) {
-                            Issue.record("\(item.name)[\(i)]: \(want[i]) -> \(got[i]) beyond the bound"); break outer
+                            Issue.record("\(item.name)[\(i)]: \(want[i]) -> \(got[i]) beyond the bound")
+                            break outer
                         }
                     } else {
                         // q4 searches its scale: the group's squared error stays within the sum of
@@ -89,13 +102,20 @@ struct QuantBound {
                             sse += (got[i] - want[i]) * (got[i] - want[i])
                             limit += bound.of(want[i]) * bound.of(want[i])
                         }
-                        if sse > limit * 1.01 { Issue.record("\(item.name) group \(b): squared error \(sse) above \(limit)"); break outer }
+                        if sse > limit * 1.01 {
+                            Issue.record("\(item.name) group \(b): squared error \(sse) above \(limit)")
+                            break outer
+                        }
                     }
                 }
             }
         }
         // At group 128 only the 128-wide rows of the tiny model quantize; the rest fall back to f16.
-        if case .quantized(_, let g) = mode { #expect(quantizedSeen > (g == 128 ? 8 : 50)) } else { #expect(quantizedSeen == 0) }
+        if case .quantized(_, let g) = mode {
+            #expect(quantizedSeen > (g == 128 ? 8 : 50))
+        } else {
+            #expect(quantizedSeen == 0)
+        }
         // Quantization errors and provenance are in the metadata.
         let meta = try #require(kaf.meta["tensors"]?["llm.layers.0.mlp.up_proj.weight"])
         #expect(meta["source"]?.stringValue == "model-1-of-3.safetensors:model.layers.0.mlp.up_proj.weight")
@@ -111,8 +131,11 @@ struct QuantBound {
     @Test func f32MatchesTorchSums() throws {
         let (plan, kaf) = try Tiny.convert(PrecisionPolicy(mode: .float(.f32)))
         var checked = 0
-        for item in plan.items where (!item.name.hasPrefix("vocoder.") || !item.name.hasSuffix(".weight") || item.name.contains(".act.")) && item.component != "frontend" {
-            let src = item.producer.source   // "file:name"
+        for item in plan.items
+        where (!item.name.hasPrefix("vocoder.") || !item.name.hasSuffix(".weight") || item.name.contains(".act."))
+            && item.component != "frontend"
+        {
+            let src = item.producer.source  // "file:name"
             let colon = try #require(src.firstIndex(of: ":"))
             let name = String(src[src.index(after: colon)...])
             let rel = String(item.producer.file.dropFirst(Tiny.release.count + 1))
@@ -120,10 +143,11 @@ struct QuantBound {
             let v = dequantize(try kaf.tensor(item.name)).map(Double.init)
             #expect(m.shape == item.producer.shape)
             #expect(abs(v.reduce(0, +) - m.sum) <= 1e-9 * max(1, abs(m.sumSq)), "\(item.name) sum")
-            #expect(abs(v.reduce(0) { $0 + $1 * $1 } - m.sumSq) <= 1e-9 * max(1, m.sumSq), "\(item.name) sum of squares")
+            #expect(
+                abs(v.reduce(0) { $0 + $1 * $1 } - m.sumSq) <= 1e-9 * max(1, m.sumSq), "\(item.name) sum of squares")
             checked += 1
         }
-        #expect(checked == plan.items.count - 177 - 1)   // all but the 177 weight-norm-folded vocoder weights and the mel filters
+        #expect(checked == plan.items.count - 177 - 1)  // all but the 177 weight-norm-folded vocoder weights and the mel filters
     }
 
     /// Weight norm folded: each dim-0 slice of the folded weight has norm |g| (PyTorch's definition).
@@ -148,21 +172,25 @@ struct QuantBound {
     }
 
     @Test func policyDefaultsAndOverrides() throws {
-        let p = PrecisionPolicy(mode: .quantized(bits: 4, group: 32), keeps: [("whisper.layers.*", .q4_g32), ("llm.norm.*", .bf16)])
+        let p = PrecisionPolicy(
+            mode: .quantized(bits: 4, group: 32), keeps: [("whisper.layers.*", .q4_g32), ("llm.norm.*", .bf16)])
         let plan = try Converter.plan(ConvertOptions(input: Tiny.release, policy: p))
         let byName = Dictionary(uniqueKeysWithValues: plan.items.map { ($0.name, $0.target) })
         // Matrices multiplied with activations are 8-row interleaved; embedding tables (row
         // lookups) stay row-major.
         #expect(byName["llm.layers.0.mlp.up_proj.weight"] == .q4_g32_r8)
         #expect(byName["llm.embed_tokens.weight"] == .q8_g32)
-        #expect(byName["llm.lm_head.weight"] == .q8_g32)                // 805 rows: not whole groups of 8
+        #expect(byName["llm.lm_head.weight"] == .q8_g32)  // 805 rows: not whole groups of 8
         #expect(byName["mimo.layers.0.self_attn.q_proj.weight"] == .q4_g32_r8)
         #expect(byName["llm.layers.0.input_layernorm.weight"] == .f32)
         #expect(byName["vq.codebook.weight"] == .f32)
         #expect(byName["vq.layers.0.fc1.weight"] == .q8_g32_r8)
-        #expect(byName["whisper.layers.0.fc1.weight"] == .q4_g32_r8)    // --keep picks bits and group
-        #expect(byName["llm.norm.weight"] == .bf16)                    // --keep
-        #expect(byName["dit.input_linear.weight"] == .f16)             // 80 columns: not whole groups
+        #expect(byName["whisper.layers.0.fc1.weight"] == .q4_g32_r8)  // --keep picks bits and group
+        #expect(byName["llm.norm.weight"] == .bf16)  // --keep
+        // A quantized --keep applies to matrices: the same glob's biases and norms stay f32.
+        #expect(byName["whisper.layers.0.fc1.bias"] == .f32)
+        #expect(byName["whisper.layers.0.self_attn_layer_norm.weight"] == .f32)
+        #expect(byName["dit.input_linear.weight"] == .f16)  // 80 columns: not whole groups
         #expect(byName["vocoder.conv_pre.weight"] == .f16)
         #expect(plan.components.flatMap(\.dropped).contains { $0.source.hasSuffix("rotary_emb.inv_freq") })
 
@@ -171,13 +199,14 @@ struct QuantBound {
         let rm = PrecisionPolicy(mode: .quantized(bits: 4, group: 32), interleave: false)
         #expect(rm.choose(name: "llm.layers.0.mlp.up_proj.weight", shape: [64, 32], role: .linear).0 == .q4_g32)
         let k = PrecisionPolicy(mode: .quantized(bits: 4, group: 32), keeps: [("x.*", .q8_g32_r8)])
-        #expect(k.choose(name: "x.a", shape: [12, 64], role: .linear).0 == .q8_g32)   // 12 rows: not whole groups of 8
+        #expect(k.choose(name: "x.a", shape: [12, 64], role: .linear).0 == .q8_g32)  // 12 rows: not whole groups of 8
         #expect(k.choose(name: "x.a", shape: [16, 64], role: .linear).0 == .q8_g32_r8)
-        #expect(k.choose(name: "x.a", shape: [16, 64], role: .embedding).0 == .q8_g32_r8)   // --keep _r8 is kept as asked
+        #expect(k.choose(name: "x.a", shape: [16, 64], role: .embedding).0 == .q8_g32_r8)  // --keep _r8 is kept as asked
     }
 
     @Test func componentSubsets() throws {
-        let (_, kaf) = try Tiny.convert(PrecisionPolicy(mode: .quantized(bits: 8, group: 32)), components: ["llm", "whisper", "vq"])
+        let (_, kaf) = try Tiny.convert(
+            PrecisionPolicy(mode: .quantized(bits: 8, group: 32)), components: ["llm", "whisper", "vq"])
         #expect(kaf.components == ["frontend", "llm", "vq", "whisper"])
         #expect(kaf.entry("mimo.output.weight") == nil)
     }
