@@ -4,7 +4,7 @@ import KAF
 /// The audio sections and the four directions end to end.
 extension ParityComparison {
     /// Cosine of two rows.
-    static func cosine(_ a: ArraySlice<Float>, _ b: ArraySlice<Float>) -> Double {
+    static func cosine<A: Collection<Float>, B: Collection<Float>>(_ a: A, _ b: B) -> Double {
         var dot = 0.0, na = 0.0, nb = 0.0
         for (x, y) in zip(a, b) {
             (dot, na, nb) = (dot + Double(x) * Double(y), na + Double(x * x), nb + Double(y * y))
@@ -77,24 +77,79 @@ extension ParityComparison {
         ]
     }
 
-    /// A plain Whisper file: the encoder's features and the transcript of every clip.
+    /// A plain Whisper file, every 30 s window of every clip: the encoder's last hidden state on the
+    /// window's audio frames (cosine per frame), the decoder teacher-forced on the reference's greedy
+    /// ids (KL, same top-1, perplexity, as the LLM's text head), and the transcripts (word error
+    /// rate of the model's against the reference's).
     func whisperOnly(_ inputs: Inputs) throws -> [ParityReport.Check] {
         let ref = try WhisperTranscriber(file: reference, threads: threads)
         let mod = try WhisperTranscriber(file: model, threads: threads)
-        var wer = 0.0, same = 0
+        let d = ref.encoder.config.dModel, vocab = ref.decoder.config.vocab
+        var cosSum = 0.0, cosMin = 1.0, frames = 0, stats = HeadStats()
+        let refLogp = UnsafeMutablePointer<Float>.allocate(capacity: vocab)
+        defer { refLogp.deallocate() }
+        var wer = 0.0, same = 0, words = 0
         for clip in inputs.clips {
+            for range in LogMel.pieces(clip.samples.count) {
+                let mel = ref.mel(clip.samples[range], paddedTo: LogMel.pieceSamples)
+                mel.withUnsafeBufferPointer { m in
+                    timed(true) { ref.encode(mel: m.baseAddress!) }
+                    timed(false) { mod.encode(mel: m.baseAddress!) }
+                }
+                // 50 Hz frames: 320 samples each; the rest of the window is padding.
+                let audioFrames = min(ref.encoder.frames, (range.count + 319) / 320)
+                for f in 0 ..< audioFrames {
+                    let c = Self.cosine(
+                        UnsafeBufferPointer(start: ref.encoderOut + f * d, count: d),
+                        UnsafeBufferPointer(start: mod.encoderOut + f * d, count: d))
+                    (cosSum, cosMin, frames) = (cosSum + c, min(cosMin, c), frames + 1)
+                }
+                let prompt = ref.generation.prompt(language: nil)
+                let ids = timed(true) { ref.greedy(prompt: prompt) }
+                let fed = prompt + ids.dropLast()
+                ref.decoder.restart()
+                mod.decoder.restart()
+                for (i, t) in fed.enumerated() {
+                    let lr = timed(true) { ref.decoder.step(t) }
+                    Self.logSoftmax(lr, vocab, into: refLogp)
+                    let lm = timed(false) { mod.decoder.step(t) }
+                    // Scored from the first generated id on (the prompt's positions are fixed).
+                    if i >= prompt.count - 1 {
+                        stats.add(
+                            ref: refLogp, logits: lm, count: vocab, next: i + 1 < fed.count ? fed[i + 1] : ids.last)
+                    }
+                }
+            }
             let a = try timed(true) { try ref.transcribe(clip.samples) }
             let b = try timed(false) { try mod.transcribe(clip.samples) }
-            wer += Self.wordErrorRate(b.text, reference: a.text)
+            let n = a.text.split(whereSeparator: \.isWhitespace).count
+            wer += Self.wordErrorRate(b.text, reference: a.text) * Double(n)
+            words += n
             if a.windows.map(\.ids) == b.windows.map(\.ids) { same += 1 }
         }
-        let n = Double(max(inputs.clips.count, 1))
+        notes.append(
+            "whisper: \(inputs.clips.count) clip\(inputs.clips.count == 1 ? "" : "s") (\(inputs.clips.map(\.name).joined(separator: ", "))); the decoder's head is scored teacher-forced on the reference's greedy ids of every window"
+        )
+        let encType = Self.dtype(model, suffix: "fc1.weight", in: "whisper")
+        let decType = model.entries.first { $0.name.hasPrefix("whisper.decoder.") && $0.name.hasSuffix("fc1.weight") }?
+            .dtype
         return [
             .init(
-                "end_to_end", "audio_to_text_wer", wer / n,
-                band: ParityBands.wordErrorRate(Self.dtype(model, suffix: "fc1.weight", in: "whisper")),
-                detail: "model's transcript against the reference's; \(same) of \(inputs.clips.count) clips id for id")
+                "audio_in", "whisper_encoder_cosine", frames == 0 ? 1 : cosSum / Double(frames),
+                band: ParityBands.encoderCosine(encType),
+                detail: String(format: "mean over %d audio frames; min %.6f", frames, cosMin))
         ]
+            + headChecks(
+                "text_head", stats, dtype: decType, perplexity: true,
+                detail: "Whisper decoder, \(stats.count) positions")
+            + [
+                .init(
+                    "end_to_end", "audio_to_text_wer", words == 0 ? 0 : wer / Double(words),
+                    band: ParityBands.wordErrorRate(decType),
+                    detail:
+                        "model's transcript against the reference's over \(words) words; \(same) of \(inputs.clips.count) clips id for id"
+                )
+            ]
     }
 
     /// Audio out: one chunk of codes through both DiTs with the same noise (mel mean |Δ|), and the
