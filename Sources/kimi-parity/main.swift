@@ -73,11 +73,7 @@ struct KimiParity: ParsableCommand {
 
     func validate() throws {
         switch (paths.count, golden.isEmpty) {
-        case (1, false):
-            if out != nil {
-                throw ValidationError(
-                    "--out writes the report of REFERENCE MODEL.kaf; golden cases print their results")
-            }
+        case (1, false): break
         case (2, true): if out == nil { throw ValidationError("give --out DIR for the report of REFERENCE MODEL.kaf") }
         case (2, false):
             throw ValidationError("give REFERENCE MODEL.kaf --out DIR, or MODEL.kaf --golden CASES, not both")
@@ -90,6 +86,7 @@ struct KimiParity: ParsableCommand {
 
     func run() throws {
         if paths.count == 2 { return try report(reference: paths[0], model: paths[1], out: out!) }
+        if let out { try ParityReport.checkOutputDirectory(out) }
         let kaf = try KAFFile(path: paths[0])
         var tol = Parity.Tolerance.forModel(kaf)
         // A file without an LLM (a plain Whisper file) is judged by its encoder's bounds only.
@@ -114,7 +111,9 @@ struct KimiParity: ParsableCommand {
         if allowGreedyMismatch { tol.greedyMustMatch = false }
         if requireGreedy { tol.greedyMustMatch = true }
         var results: [Parity.CaseResult] = []
+        let t0 = Date()
         for g in golden { results.append(try Parity.run(kaf, golden: g, tolerance: tol, threads: threads.count)) }
+        if let out { try goldenReport(kaf, results, tol, seconds: Date().timeIntervalSince(t0)).write(to: out) }
         if json {
             let cases: [JSONValue] = results.map { r in
                 [
@@ -164,6 +163,41 @@ struct KimiParity: ParsableCommand {
             }
         }
         if !results.allSatisfy(\.pass) { throw ExitCode(1) }
+    }
+
+    /// Golden results as a report (section `golden`, one check per metric: 1 when it holds its
+    /// bound, 0 when not; the detail says what was measured).
+    func goldenReport(_ kaf: KAFFile, _ results: [Parity.CaseResult], _ tol: Parity.Tolerance, seconds: Double)
+        -> ParityReport
+    {
+        let iso = ISO8601DateFormatter()
+        var r = ParityReport(
+            reference: .init(
+                role: "reference", path: golden.joined(separator: " "), kind: "golden cases of the official code",
+                fileBytes: golden.reduce(0) {
+                    $0 + ((try? FileManager.default.attributesOfItem(atPath: $1)[.size] as? Int) ?? 0)
+                },
+                seconds: 0),
+            model: .init(
+                role: "model", path: paths[0], kind: "kaf, bounds for \(tol.basis)", fileBytes: kaf.file.count,
+                seconds: seconds),
+            created: iso.string(from: Date()))
+        let band = ParityReport.Band(
+            .atLeast, pass: 1, drift: 1,
+            evidence: "the golden stage's bounds for the file's stored types (formats/GOLDEN.md, kimi-parity --help)")
+        for c in results {
+            let stem = URL(fileURLWithPath: c.path).deletingPathExtension().lastPathComponent
+            for m in c.metrics {
+                r.checks.append(
+                    .init(
+                        "golden", "\(c.stage) \(stem) \(m.name)", m.pass ? 1 : 0, band: band,
+                        detail: m.json.serialized()))
+            }
+        }
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        r.peakRSSBytes = Int(usage.ru_maxrss) * 1024
+        return r
     }
 
     /// The report of `model` against `reference`. Every input is checked before any work: the

@@ -48,6 +48,32 @@ import Testing
         #expect(firstBad?["name"]?.stringValue == "llm.layers.1")
     }
 
+    /// Golden cases with --out: one `golden` check per metric, the same verdict as printed.
+    @Test func goldenCasesAsAReport() throws {
+        let dir = CLI.tempDir(), f32 = dir + "/f32.kaf"
+        #expect(try CLI.run("kimi-convert", ["--f32", "--components", "llm,mimo", Self.release, f32]).status == 0)
+        let golden = CLI.fixtures + "/golden/kimi_tiny_lm_f32.safetensors"
+        let r = try CLI.run("kimi-parity", [f32, "--golden", golden, "--out", dir + "/g"])
+        #expect(r.status == 0 && r.stdout.contains("PASS"), "\(r.stdout) \(r.stderr)")
+        let j = try JSONValue.parse(
+            String(decoding: try #require(FileManager.default.contents(atPath: dir + "/g/report.json")), as: UTF8.self),
+            file: "report.json")
+        let checks = j["checks"]?.arrayValue ?? []
+        #expect(checks.count >= 3 && checks.allSatisfy { $0["section"]?.stringValue == "golden" })
+        #expect(
+            checks.contains {
+                $0["name"]?.stringValue == "lm kimi_tiny_lm_f32 greedy_text" && $0["verdict"]?.stringValue == "pass"
+            })
+        // A bound the q4 file cannot hold: printed FAIL, exit 1, and the report says fail.
+        let q4 = dir + "/q4.kaf"
+        #expect(try CLI.run("kimi-convert", ["--q4", "--components", "llm,mimo", Self.release, q4]).status == 0)
+        let f = try CLI.run("kimi-parity", [q4, "--golden", golden, "--min-cosine", "0.9999", "--out", dir + "/q"])
+        let fj = try JSONValue.parse(
+            String(decoding: try #require(FileManager.default.contents(atPath: dir + "/q/report.json")), as: UTF8.self),
+            file: "report.json")
+        #expect(f.status == 1 && fj["verdict"]?.stringValue == "fail", "\(f.stdout)")
+    }
+
     /// Bad input is one line on stderr and exit 2, before any work (usage errors add the usage lines).
     @Test func badInputIsRefusedBeforeAnyWork() throws {
         let dir = CLI.tempDir(), f32 = dir + "/f32.kaf", qwen = dir + "/qwen.kaf"

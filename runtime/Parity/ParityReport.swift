@@ -104,6 +104,10 @@ public struct ParityReport: Sendable {
         public let kind: String
         public let fileBytes: Int
         public var seconds: Double
+
+        public init(role: String, path: String, kind: String, fileBytes: Int, seconds: Double) {
+            (self.role, self.path, self.kind, self.fileBytes, self.seconds) = (role, path, kind, fileBytes, seconds)
+        }
     }
 
     public var reference: Side
