@@ -3,13 +3,14 @@ import KimiSIMD  // load8, clamp, vabs, vmax, laneMax: shared with the runtime's
 
 /// The production quantizer the converter runs: SIMD, one pass per row, error statistics computed
 /// on the way. q8 is round-to-nearest absmax (a scale search gains < 0.1 dB on real weights); q4
-/// searches the scale: 4 candidates d = m/−8 · {1, 0.95, 0.9, 0.85}, each refined once by least
-/// squares (d = Σxq / Σq²) and re-rounded, keeping the lowest squared error. On Whisper tiny.en's
-/// linear weights that gains 0.38 / 0.43 / 0.58 dB SNR over ggml's round-to-nearest at groups
-/// 32 / 64 / 128 (0.24 / 0.28 / 0.38 dB with the token embedding included; scripts/real/measure_snr.py).
+/// starts from ggml's d = m/−8 (m the weight of largest magnitude) and its rounding, refines d once
+/// by least squares for those levels (d = Σxq / Σq²) and re-rounds. Smaller starting scales
+/// (m/−8 · {0.95, 0.9, 0.85}, kept when their squared error was lower) clip the group maxima: on the
+/// real Qwen2.5-0.5B they raised the text head's KL divergence from 0.102 to 0.160 (llama.cpp's Q4_0:
+/// 0.117), though they lowered it on tiny.en's decoder (0.225 vs 0.233); kimi-parity measures both
+/// (scripts/bench/kl_vs_llamacpp.sh).
 /// `quantizeRowFast_ref` is the scalar twin: same operations in the same order, same bytes.
 extension Quantizer {
-    static let q4Factors: [Float] = [1.0, 0.95, 0.9, 0.85]
 
     /// Quantizes (or converts) one row and returns its error against the source.
     public static func quantizeRowFast(
@@ -51,67 +52,19 @@ extension Quantizer {
         for b in 0 ..< count / g {
             let x = src + b * g
             let m = signedMaxSIMD(x, V)
-            // The four candidates run side by side (independent chains keep the vector units busy);
-            // each one's sums still accumulate in weight order, as in the scalar twin.
-            let f = q4Factors
-            let d0 = (m / -8 * f[0], m / -8 * f[1], m / -8 * f[2], m / -8 * f[3])
-            let i0 = SIMD4<Float>(
-                d0.0 != 0 ? 1 / d0.0 : 0, d0.1 != 0 ? 1 / d0.1 : 0, d0.2 != 0 ? 1 / d0.2 : 0, d0.3 != 0 ? 1 / d0.3 : 0)
-            var xq0 = SIMD8<Float>.zero, xq1 = SIMD8<Float>.zero, xq2 = SIMD8<Float>.zero, xq3 = SIMD8<Float>.zero
-            var qq0 = SIMD8<Float>.zero, qq1 = SIMD8<Float>.zero, qq2 = SIMD8<Float>.zero, qq3 = SIMD8<Float>.zero
+            // ggml's scale d₀ = m/−8 and its rounding, then d refined by least squares for those
+            // levels (d = Σxq / Σq²); the final rounding below uses the refined, f16-rounded d.
+            let d0 = m / -8
+            let i0: Float = d0 != 0 ? 1 / d0 : 0
+            var xq = SIMD8<Float>.zero, qq = SIMD8<Float>.zero
             for v in 0 ..< V {
                 let t = load8(x + 8 * v)
-                let a = clamp((t * i0[0]).rounded(.toNearestOrEven), lo, hi),
-                    b = clamp((t * i0[1]).rounded(.toNearestOrEven), lo, hi)
-                let c = clamp((t * i0[2]).rounded(.toNearestOrEven), lo, hi),
-                    e = clamp((t * i0[3]).rounded(.toNearestOrEven), lo, hi)
-                xq0 += t * a
-                qq0 += a * a
-                xq1 += t * b
-                qq1 += b * b
-                xq2 += t * c
-                qq2 += c * c
-                xq3 += t * e
-                qq3 += e * e
+                let a = clamp((t * i0).rounded(.toNearestOrEven), lo, hi)
+                xq += t * a
+                qq += a * a
             }
-            @inline(__always) func refined(_ xq: SIMD8<Float>, _ qq: SIMD8<Float>, _ d0: Float) -> UInt16 {
-                let den = laneSum(qq)
-                return floatToF16(den > 0 ? laneSum(xq) / den : d0)
-            }
-            let dh = (
-                refined(xq0, qq0, d0.0), refined(xq1, qq1, d0.1), refined(xq2, qq2, d0.2), refined(xq3, qq3, d0.3)
-            )
-            let dd = SIMD4<Float>(f16ToFloat(dh.0), f16ToFloat(dh.1), f16ToFloat(dh.2), f16ToFloat(dh.3))
-            let ii = SIMD4<Float>(
-                dd[0] != 0 ? 1 / dd[0] : 0, dd[1] != 0 ? 1 / dd[1] : 0, dd[2] != 0 ? 1 / dd[2] : 0,
-                dd[3] != 0 ? 1 / dd[3] : 0)
-            var e0 = SIMD8<Float>.zero, e1 = SIMD8<Float>.zero, e2 = SIMD8<Float>.zero, e3 = SIMD8<Float>.zero
-            for v in 0 ..< V {
-                let t = load8(x + 8 * v)
-                let r0 = t - clamp((t * ii[0]).rounded(.toNearestOrEven), lo, hi) * dd[0]
-                let r1 = t - clamp((t * ii[1]).rounded(.toNearestOrEven), lo, hi) * dd[1]
-                let r2 = t - clamp((t * ii[2]).rounded(.toNearestOrEven), lo, hi) * dd[2]
-                let r3 = t - clamp((t * ii[3]).rounded(.toNearestOrEven), lo, hi) * dd[3]
-                e0 += r0 * r0
-                e1 += r1 * r1
-                e2 += r2 * r2
-                e3 += r3 * r3
-            }
-            // Lowest error; the earlier candidate wins a tie (strict <, as the twin).
-            var bestErr = laneSum(e0), bestD = dh.0
-            let err1 = laneSum(e1), err2 = laneSum(e2), err3 = laneSum(e3)
-            if err1 < bestErr {
-                bestErr = err1
-                bestD = dh.1
-            }
-            if err2 < bestErr {
-                bestErr = err2
-                bestD = dh.2
-            }
-            if err3 < bestErr {
-                bestErr = err3
-                bestD = dh.3
-            }
+            let den = laneSum(qq)
+            let bestD = floatToF16(den > 0 ? laneSum(xq) / den : d0)
             let blk = dst + b * bb
             blk.storeBytes(of: bestD, as: UInt16.self)
             let d = f16ToFloat(bestD)
@@ -224,27 +177,19 @@ extension Quantizer {
             for b in 0 ..< count / g {
                 let xs = x + b * g
                 let m = signedMax(xs, g)
-                var bestErr = Float.infinity, bestD: UInt16 = 0, best = [Float](repeating: 0, count: g)
-                for f in q4Factors {
-                    let d0 = m / -8 * f
-                    let id0: Float = d0 != 0 ? 1 / d0 : 0
-                    let q0 = (0 ..< g).map { min(max((xs[$0] * id0).rounded(.toNearestOrEven), -8), 7) }
-                    let den = lanes({ q0[$0] * q0[$0] }, g)
-                    let d1 = den > 0 ? lanes({ xs[$0] * q0[$0] }, g) / den : d0
-                    let dh = floatToF16(d1), d = f16ToFloat(dh)
-                    let id: Float = d != 0 ? 1 / d : 0
-                    let q1 = (0 ..< g).map { min(max((xs[$0] * id).rounded(.toNearestOrEven), -8), 7) }
-                    let err = lanes(
-                        {
-                            let r = xs[$0] - q1[$0] * d
-                            return r * r
-                        }, g)
-                    if err < bestErr {
-                        bestErr = err
-                        bestD = dh
-                        best = q1
-                    }
-                }
+                let d0 = m / -8
+                let id0: Float = d0 != 0 ? 1 / d0 : 0
+                let q0 = (0 ..< g).map { min(max((xs[$0] * id0).rounded(.toNearestOrEven), -8), 7) }
+                let den = lanes({ q0[$0] * q0[$0] }, g)
+                let bestD = floatToF16(den > 0 ? lanes({ xs[$0] * q0[$0] }, g) / den : d0)
+                let ds = f16ToFloat(bestD)
+                let id: Float = ds != 0 ? 1 / ds : 0
+                let best = (0 ..< g).map { min(max((xs[$0] * id).rounded(.toNearestOrEven), -8), 7) }
+                let bestErr = lanes(
+                    {
+                        let r = xs[$0] - best[$0] * ds
+                        return r * r
+                    }, g)
                 let blk = dst + b * bb
                 blk.storeBytes(of: bestD, as: UInt16.self)
                 let d = f16ToFloat(bestD)

@@ -61,7 +61,7 @@ def q4_search(x):
     m = signed_max(x)
     best_err = np.full(x.shape[0], np.inf, dtype=np.float64)
     best = np.zeros_like(x)
-    for f in (1.0, 0.95, 0.9, 0.85):
+    for f in (1.0,):  # ggml's d = m/-8, refined once by least squares (converters/QuantizerFast.swift)
         d0 = m / F4(-8) * F4(f)
         q0 = np.clip(np.rint(x * recip(d0)[:, None]), -8, 7)
         den = (q0 * q0).sum(axis=1, dtype=np.float32)
