@@ -78,6 +78,11 @@ public enum EncoderConverter {
                 used.insert(dp + spec.source)
                 try plan.add(spec, try StoredTensor(t), sourceName: dp + spec.source, policy: policy)
             }
+            // Quantized files: the decoder stays 16-bit (transcripts), its head reads an 8-bit copy.
+            if case .quantized = policy.mode, let t = ckpt[dp + decoder.headCopy.source] {
+                try plan.add(
+                    decoder.headCopy, try StoredTensor(t), sourceName: dp + decoder.headCopy.source, policy: policy)
+            }
         }
 
         for t in ckpt.tensors where !used.contains(t.name) {

@@ -57,7 +57,9 @@ import Testing
         #expect(Self.shapes(table.all) == decoder)
         #expect(table.all.allSatisfy { $0.name == "whisper.decoder." + $0.source })
         #expect(table.layer(1).crossAttention.k.source == "layers.1.encoder_attn.k_proj.weight")
-        #expect(table.tokens.role == .embedding && table.positions.shape == [cfg.maxTargetPositions, cfg.dModel])
+        #expect(
+            table.tokens.role == .transcriptDecoder && table.positions.shape == [cfg.maxTargetPositions, cfg.dModel])
+        #expect(table.layer(0).fc1.role == .transcriptDecoder)
     }
 
     @Test func vqTableIsTheCheckpointMinusTrainingBuffers() throws {

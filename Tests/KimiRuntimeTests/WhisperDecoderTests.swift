@@ -49,6 +49,43 @@ import Testing
         #expect(got == greedy, "\(c): greedy \(got) vs \(greedy)")
     }
 
+    /// A q8 file keeps the decoder at f16 and reads the head from an 8-bit copy; `refine` makes the
+    /// rows near the top exact. At every step of the golden decodings: the copy's logits stay far
+    /// inside the refine margin of the exact (f16) ones, and after refining, the rows within the
+    /// margin equal the exact values and the argmax is the exact head's.
+    @Test func refinedHeadGivesTheExactTopLogits() throws {
+        var runs: [(WhisperTranscriber, [Float], [Int])] = []
+        for c in Self.cases {
+            let g = try Self.golden(c)
+            runs.append(
+                (
+                    try Self.transcriber(.quantized(bits: 8, group: 32)), try g.tensor(named: "in.mel").floats(),
+                    try Self.ids(g, "in.prompt") + Self.ids(g, "out.greedy").dropLast()
+                ))
+        }
+        let w0 = runs[0].0
+        #expect(w0.decoder.headCopy?.dtype == .q8_g32_r8 && w0.decoder.tokens.dtype == .f16)
+        var worst: Float = 0
+        for (w, mel, fed) in runs {
+            mel.withUnsafeBufferPointer { w.encode(mel: $0.baseAddress!) }
+            w.decoder.restart()
+            let vocab = w.decoder.config.vocab
+            for t in fed {
+                let l = w.decoder.step(t)
+                let exact = (0 ..< vocab).map { w.decoder.exactLogit($0) }
+                for j in 0 ..< vocab { worst = max(worst, abs(l[j] - exact[j])) }
+                w.decoder.refine(l)
+                let best = exact.max()!
+                for j in 0 ..< vocab where exact[j] >= best - WhisperDecoder.refineMargin / 2 {
+                    #expect(l[j] == exact[j])
+                }
+                #expect(exact.indices.max { exact[$0] < exact[$1] } == (0 ..< vocab).max { l[$0] < l[$1] })
+            }
+        }
+        print("whisper decoder q8 head copy: max |Δlogit| vs f16 head \(worst)")
+        #expect(worst > 0 && worst < WhisperDecoder.refineMargin / 4)
+    }
+
     /// Language detection at the start-of-transcript position picks transformers' language; the
     /// decoding that follows uses it (the golden's prompt).
     @Test func detectsTheLanguageAsTransformers() throws {

@@ -15,6 +15,7 @@ public enum TensorRole: String, Sendable {
     case codebook  // the VQ codebook (argmin of distances: keep exact)
     case convolution  // conv weights
     case vocoder  // everything of the vocoder
+    case transcriptDecoder  // the plain Whisper decoder's matrices and tied embedding: its greedy ids are the transcript
 }
 
 /// One tensor of a component: its .kaf name, its name in the release checkpoint, its shape

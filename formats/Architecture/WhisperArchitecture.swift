@@ -152,12 +152,19 @@ public struct WhisperDecoderTensors: Sendable {
         TensorSpec("\(prefix).\(rel)", source: rel, shape, role)
     }
 
-    public var tokens: TensorSpec { spec("embed_tokens.weight", [config.vocab, config.dModel], .embedding) }
+    public var tokens: TensorSpec { spec("embed_tokens.weight", [config.vocab, config.dModel], .transcriptDecoder) }
     public var positions: TensorSpec {
         spec("embed_positions.weight", [config.maxTargetPositions, config.dModel], .positions)
     }
     public var finalNorm: (weight: TensorSpec, bias: TensorSpec) {
         (spec("layer_norm.weight", [config.dModel], .vector), spec("layer_norm.bias", [config.dModel], .vector))
+    }
+    /// An 8-bit copy of the tied token embedding for the output head (quantized files only): the
+    /// head's logits come from it, and the rows within `WhisperDecoder.refineMargin` of the best are
+    /// recomputed from the 16-bit embedding, so the greedy ids are those of the 16-bit head at about
+    /// half its bytes per token. Not part of `all` (optional).
+    public var headCopy: TensorSpec {
+        TensorSpec("\(prefix).head_q8.weight", source: "embed_tokens.weight", [config.vocab, config.dModel], .head)
     }
 
     /// One attention block of layer `i` (`self_attn` or `encoder_attn`) and its LayerNorm.
@@ -181,16 +188,17 @@ public struct WhisperDecoderTensors: Sendable {
         }
         func attention(_ a: String) -> Attention {
             Attention(
-                q: s("\(a).q_proj.weight", [d, d], .encoderLinear), qBias: s("\(a).q_proj.bias", [d], .vector),
-                k: s("\(a).k_proj.weight", [d, d], .encoderLinear),
-                v: s("\(a).v_proj.weight", [d, d], .encoderLinear), vBias: s("\(a).v_proj.bias", [d], .vector),
-                out: s("\(a).out_proj.weight", [d, d], .encoderLinear), outBias: s("\(a).out_proj.bias", [d], .vector),
+                q: s("\(a).q_proj.weight", [d, d], .transcriptDecoder), qBias: s("\(a).q_proj.bias", [d], .vector),
+                k: s("\(a).k_proj.weight", [d, d], .transcriptDecoder),
+                v: s("\(a).v_proj.weight", [d, d], .transcriptDecoder), vBias: s("\(a).v_proj.bias", [d], .vector),
+                out: s("\(a).out_proj.weight", [d, d], .transcriptDecoder),
+                outBias: s("\(a).out_proj.bias", [d], .vector),
                 norm: s("\(a)_layer_norm.weight", [d], .vector), normBias: s("\(a)_layer_norm.bias", [d], .vector))
         }
         return Layer(
             selfAttention: attention("self_attn"), crossAttention: attention("encoder_attn"),
-            fc1: s("fc1.weight", [f, d], .encoderLinear), fc1Bias: s("fc1.bias", [f], .vector),
-            fc2: s("fc2.weight", [d, f], .encoderLinear), fc2Bias: s("fc2.bias", [d], .vector),
+            fc1: s("fc1.weight", [f, d], .transcriptDecoder), fc1Bias: s("fc1.bias", [f], .vector),
+            fc2: s("fc2.weight", [d, f], .transcriptDecoder), fc2Bias: s("fc2.bias", [d], .vector),
             ffnNorm: s("final_layer_norm.weight", [d], .vector), ffnNormBias: s("final_layer_norm.bias", [d], .vector))
     }
 

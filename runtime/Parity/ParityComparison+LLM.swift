@@ -109,6 +109,7 @@ extension ParityComparison {
         var errSq = [Double](repeating: 0, count: L), refSq = [Double](repeating: 0, count: L)
         var stats = HeadStats()
         for w in 0 ..< windows {
+            if windows > 1 { onStage("text head: window \(w + 1) of \(windows)") }
             let ids = Array(tokens[w * window ..< (w + 1) * window])
             let audio = c.isKimi ? [Int](repeating: blank, count: window) : ids
             try timed(true) {

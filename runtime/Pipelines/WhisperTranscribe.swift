@@ -148,6 +148,7 @@ public final class WhisperTranscriber {
         decoder.restart()
         let l = decoder.step(generation.startOfTranscript)
         var best = -1
+        for id in generation.languages.values.sorted() { l[id] = decoder.exactLogit(id) }
         for id in generation.languages.values.sorted() where best < 0 || l[id] > l[best] { best = id }
         decoder.restart()
         return best
@@ -186,6 +187,7 @@ public final class WhisperTranscriber {
         while r.ids.count < limit {
             for s in g.suppress { logits[s] = -.infinity }
             if r.ids.isEmpty { for s in g.beginSuppress { logits[s] = -.infinity } }
+            decoder.refine(logits)
             let id = argmax(logits, count: vocab)
             sum += Double(logits[id] - logSumExp(logits, count: vocab))
             r.ids.append(id)
