@@ -65,6 +65,9 @@ import Testing
         #expect(value("end_to_end", "text_to_audio_code_agreement") == 1)
         #expect(value("end_to_end", "audio_to_audio_code_agreement") == 1)
         #expect(value("end_to_end", "audio_to_text_wer") == 0)
+        // The LLM, encoders and detokenizer all ran: most of the file was read.
+        let resident = try #require(value("resources", "model_resident"))
+        #expect(resident * Double(1 << 30) > 0.5 * Double(f.file.count), "\(resident) GiB")
     }
 
     @Test func corruptedTensorFailsAtItsLayer() throws {

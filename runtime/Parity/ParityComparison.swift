@@ -131,15 +131,32 @@ public final class ParityComparison {
         var usage = rusage()
         getrusage(RUSAGE_SELF.rawValue, &usage)
         report.peakRSSBytes = Int(usage.ru_maxrss) * 1024
+        let gib = Double(1 << 30)
         report.checks += [
             .init("resources", "reference_seconds", seconds.reference, unit: "s"),
             .init("resources", "model_seconds", seconds.model, unit: "s"),
+            .init(
+                "resources", "reference_resident", Double(Self.residentBytes(reference.file)) / gib, unit: "GiB",
+                detail: "its file's pages in memory at the end (mincore), of \(formatBytes(reference.file.count))"),
+            .init(
+                "resources", "model_resident", Double(Self.residentBytes(model.file)) / gib, unit: "GiB",
+                detail: "its file's pages in memory at the end (mincore), of \(formatBytes(model.file.count))"),
             .init(
                 "resources", "peak_rss", Double(report.peakRSSBytes) / Double(1 << 30), unit: "GiB",
                 detail: "both sides, one process"),
         ]
         report.notes = notes
         return report
+    }
+
+    /// Bytes of `f`'s mapping resident in memory now (page cache pages mapped by this process).
+    static func residentBytes(_ f: MappedFile) -> Int {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        guard f.count > 0, page > 0 else { return 0 }
+        let pages = (f.count + page - 1) / page
+        var vec = [UInt8](repeating: 0, count: pages)
+        guard mincore(UnsafeMutableRawPointer(mutating: f.base), f.count, &vec) == 0 else { return 0 }
+        return vec.reduce(0) { $0 + Int($1 & 1) } * page
     }
 
     // MARK: tensors
@@ -168,9 +185,19 @@ public final class ParityComparison {
         let cols = max(e.shape.last ?? 1, 1), rows = e.elementCount / cols
         var a = [Float](repeating: 0, count: cols), b = a
         var se = 0.0, sr = 0.0, maxAbs = 0.0
+        // 2-D weights through the runtime's row decoder (SIMD; tested equal to dequantizeRow_ref).
+        let wm = e.shape.count == 2 ? WeightMatrix(m) : nil, wr = e.shape.count == 2 ? WeightMatrix(r) : nil
         for row in 0 ..< rows {
-            dequantizeRow_ref(m.dtype, matrix: m.data, cols: cols, row: row, into: &a)
-            dequantizeRow_ref(r.dtype, matrix: r.data, cols: cols, row: row, into: &b)
+            if let wm {
+                wm.dequantizeRow(row, into: &a)
+            } else {
+                dequantizeRow_ref(m.dtype, matrix: m.data, cols: cols, row: row, into: &a)
+            }
+            if let wr {
+                wr.dequantizeRow(row, into: &b)
+            } else {
+                dequantizeRow_ref(r.dtype, matrix: r.data, cols: cols, row: row, into: &b)
+            }
             for j in 0 ..< cols {
                 let d = Double(a[j]) - Double(b[j])
                 se += d * d
