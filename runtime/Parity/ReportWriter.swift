@@ -190,11 +190,11 @@ extension ParityReport {
             md += "No layers compared.\n"
         } else {
             md += Self.header([
-                "layer", "mean cosine", "min cosine", "1 − min cosine", "relative error", "verdict", "band",
+                "layer", "mean cosine", "min cosine", "1 − mean cosine", "relative error", "verdict", "band",
             ])
             for l in layers {
                 md += Self.row([
-                    l.name, Self.cosine(l.meanCosine), Self.cosine(l.minCosine), Self.format(1 - l.minCosine),
+                    l.name, Self.cosine(l.meanCosine), Self.cosine(l.minCosine), Self.format(1 - l.meanCosine),
                     Self.format(l.relativeError), Self.verdictText(l.verdict), Self.bandText(l.band),
                 ])
             }
@@ -413,12 +413,14 @@ extension ParityReport {
             h += layerChart()
             h +=
                 "<table>\n"
-                + Self.th(["layer", "mean cosine", "min cosine", "1 − min cosine", "relative error", "verdict", "band"])
+                + Self.th([
+                    "layer", "mean cosine", "min cosine", "1 − mean cosine", "relative error", "verdict", "band",
+                ])
             for l in layers {
                 h += Self.tr(
                     [
                         e(l.name), e(Self.cosine(l.meanCosine)), e(Self.cosine(l.minCosine)),
-                        e(Self.format(1 - l.minCosine)),
+                        e(Self.format(1 - l.meanCosine)),
                         e(Self.format(l.relativeError)), Self.badge(l.verdict), e(Self.bandText(l.band)),
                     ], numeric: [1, 2, 3, 4])
             }
@@ -481,7 +483,7 @@ extension ParityReport {
     /// "1e-6" for a decade exponent.
     private static func decade(_ k: Int) -> String { k == 0 ? "1" : "1e\(k)" }
 
-    /// Per-layer drift: 1 − min cosine (and 1 − mean cosine, lighter) per layer on a log scale, x = the
+    /// Per-layer drift: 1 − mean cosine (judged; and 1 − min cosine, lighter) per layer on a log scale, x = the
     /// layer's index in order. Layers that are not pass are drawn larger in their verdict's colour and
     /// numbered; NaN (a fail) sits on the top edge as a cross; 0 or less (identical) on the bottom edge.
     func layerChart() -> String {
@@ -556,9 +558,9 @@ extension ParityReport {
         s +=
             "<text x=\"14\" y=\"\(Self.coord(top + ph / 2))\" text-anchor=\"middle\" transform=\"rotate(-90 14 \(Self.coord(top + ph / 2)))\">"
         s += "1 − cosine (log)</text>\n"
-        // Lines: mean (light), min (dark).
+        // Lines: min (light), mean (dark: the judged value, the points and the limits).
         for (values, col, width) in [
-            (layers.map(\.meanCosine), "#8c959f", "1"), (layers.map(\.minCosine), "#0969da", "1.5"),
+            (layers.map(\.minCosine), "#8c959f", "1"), (layers.map(\.meanCosine), "#0969da", "1.5"),
         ]
         where n > 1 {
             let pts = values.enumerated().map { "\(Self.coord(x($0.offset))),\(Self.coord(y(1 - $0.element)))" }.joined(
@@ -566,11 +568,11 @@ extension ParityReport {
             s += "<polyline points=\"\(pts)\" fill=\"none\" stroke=\"\(col)\" stroke-width=\"\(width)\"/>\n"
         }
         for (i, l) in layers.enumerated() {
-            let (xx, yy) = (x(i), y(1 - l.minCosine))
+            let (xx, yy) = (x(i), y(1 - l.meanCosine))
             let tip = Self.escape(
                 "\(l.name): min cosine \(Self.cosine(l.minCosine)), mean \(Self.cosine(l.meanCosine)), \(l.verdict.rawValue)"
             )
-            if l.minCosine.isNaN {
+            if l.meanCosine.isNaN {
                 s +=
                     "<path d=\"M\(Self.coord(xx - 5)) \(Self.coord(yy - 5)) L\(Self.coord(xx + 5)) \(Self.coord(yy + 5)) M\(Self.coord(xx - 5)) \(Self.coord(yy + 5)) "
                 s +=
@@ -587,9 +589,9 @@ extension ParityReport {
                 s += "\(i)</text>\n"
             }
         }
-        s += "<text x=\"\(Self.coord(left + 6))\" y=\"\(Self.coord(top + 14))\" fill=\"#0969da\">— min cosine</text>\n"
+        s += "<text x=\"\(Self.coord(left + 6))\" y=\"\(Self.coord(top + 14))\" fill=\"#0969da\">— mean cosine</text>\n"
         s +=
-            "<text x=\"\(Self.coord(left + 110))\" y=\"\(Self.coord(top + 14))\" fill=\"#8c959f\">— mean cosine</text>\n"
+            "<text x=\"\(Self.coord(left + 120))\" y=\"\(Self.coord(top + 14))\" fill=\"#8c959f\">— min cosine</text>\n"
         s += "</svg>\n"
         return s
     }
