@@ -171,18 +171,20 @@ extension ParityComparison {
         let refEnc = try AudioEncoders(file: reference, threads: threads)
         let bpe = try TiktokenBPE(kaf: reference)
         let specials = try KimiSpecials(tokenizer: bpe, file: reference.path)
+        guard let json = reference.meta["components"]?["llm"]?["config"] else { return [] }
+        let config = try LLMConfig(json: json, file: reference.path)
+        let prompt = KimiPrompt(specials: specials, tokenOffset: config.tokenOffset, encode: { bpe.encode($0) })
         var stats = HeadStats()
         for clip in inputs.clips {
             let e = try timed(true) { try refEnc.encode(clip.samples) }
-            let refLLM = try KimiLLM(file: reference, contextLength: nil, threads: threads)
-            let prompt = KimiPrompt(
-                specials: specials, tokenOffset: refLLM.config.tokenOffset, encode: { bpe.encode($0) })
             let s = prompt.build(
                 [.init(.user, .text(AudioQuery.asrInstruction)), .init(.user, .audio(codes: e.codes))], output: .both)
-            guard s.count <= refLLM.contextLength else {
+            guard s.count <= config.maxPositions else {
                 notes.append("audio head: \(clip.name) is longer than the context; skipped")
                 continue
             }
+            // Contexts of the prompt's length: the KV caches of the released 8192 would be 1.1 GB each.
+            let refLLM = try KimiLLM(file: reference, contextLength: s.count, threads: threads)
             let modLLM = try KimiLLM(file: model, contextLength: s.count, threads: threads)
             let offset = refLLM.config.tokenOffset, V = refLLM.mimoOutput!.rows
             let scored = (0 ..< s.count - 1).filter { s.audio[$0 + 1] >= offset }
