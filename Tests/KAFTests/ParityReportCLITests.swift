@@ -74,6 +74,28 @@ import Testing
         #expect(f.status == 1 && fj["verdict"]?.stringValue == "fail", "\(f.stdout)")
     }
 
+    /// SIGTERM while the report runs on a release-folder reference: the scratch .kaf it converted
+    /// into the output folder is removed by the signal cleanup (exit 143).
+    @Test func signalRemovesTheScratchReference() throws {
+        let dir = CLI.tempDir(), f32 = dir + "/f32.kaf", out = dir + "/r"
+        #expect(try CLI.run("kimi-convert", ["--f32", "--components", "llm,mimo", Self.release, f32]).status == 0)
+        let (p, _) = try HostileConvertTests.start(
+            [Self.release, f32, "--out", out, "-t", "1"], executable: CLI.binDir + "/kimi-parity")
+        let scratch = out + "/.kimi-parity-reference-\(p.processIdentifier).kaf"
+        let appeared = HostileConvertTests.waitFor(scratch, while: p)
+        if appeared {
+            usleep(200_000)  // into the comparison
+            kill(p.processIdentifier, SIGTERM)
+        }
+        p.waitUntilExit()
+        #expect(appeared, "the scratch reference never appeared")
+        #expect(p.terminationStatus == 143, "status \(p.terminationStatus)")
+        let left = ((try? FileManager.default.contentsOfDirectory(atPath: out)) ?? []).filter {
+            $0.hasSuffix(".kaf") || $0.contains(".tmp-")
+        }
+        #expect(left.isEmpty, "left \(left)")
+    }
+
     /// Bad input is one line on stderr and exit 2, before any work (usage errors add the usage lines).
     @Test func badInputIsRefusedBeforeAnyWork() throws {
         let dir = CLI.tempDir(), f32 = dir + "/f32.kaf", qwen = dir + "/qwen.kaf"
