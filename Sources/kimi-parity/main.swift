@@ -10,35 +10,35 @@ struct KimiParity: ParsableCommand {
         abstract:
             "Measure how far a .kaf model is from a reference: a float .kaf, the release folder, or golden cases.",
         discussion: """
-            kimi-parity REFERENCE MODEL.kaf --out DIR: the report of formats/PARITY.md. REFERENCE is a float
-            .kaf or the original release folder (its tensors are converted as stored, bf16 stays bf16, into
-            a temporary .kaf in DIR that is removed afterwards, and computed in f32). Both sides run on the same
-            inputs: every tensor (RMSE, max |Δ|, SNR, bits per weight), the text head on --text (KL divergence
-            mean / p99 / max, same top-1, perplexity, over the second half of windows of 512 tokens as
-            llama-perplexity --kl-divergence scores them), the hidden state after every trunk and MIMO layer
-            (cosine, relative error), the audio head on the speech prompt of each --audio clip, the audio
-            encoders (mel, Whisper features, VQ codes), the detokenizer with shared noise (DiT mel, vocoder
-            SNR), and each direction greedy end to end; time and peak memory. Each check has a verdict (pass,
-            drift within the documented warning band, fail) and the evidence behind its band. DIR receives
+            kimi-parity REFERENCE MODEL.kaf --out DIR: the report of formats/PARITY.md. REFERENCE is a float \
+            .kaf or the original release folder (its tensors are converted as stored, bf16 stays bf16, into \
+            a temporary .kaf in DIR that is removed afterwards, and computed in f32). Both sides run on the same \
+            inputs: every tensor (RMSE, max |Δ|, SNR, bits per weight), the text head on --text (KL divergence \
+            mean / p99 / max, same top-1, perplexity, over the second half of windows of 512 tokens as \
+            llama-perplexity --kl-divergence scores them), the hidden state after every trunk and MIMO layer \
+            (cosine, relative error), the audio head on the speech prompt of each --audio clip, the audio \
+            encoders (mel, Whisper features, VQ codes), the detokenizer with shared noise (DiT mel, vocoder \
+            SNR), and each direction greedy end to end; time and peak memory. Each check has a verdict (pass, \
+            drift within the documented warning band, fail) and the evidence behind its band. DIR receives \
             report.md, report.json and report.html (self-contained); a summary is printed.
 
             kimi-parity MODEL.kaf --golden CASES: against golden cases of the official code:
-            Each golden case (formats/GOLDEN.md) holds inputs and the official outputs. Stage lm: logits of
-            both heads at every prompt position (max |Δ|, max relative error, worst row cosine, top-1
-            agreement) and the greedy lock-step sequences id for id; stage text: tokenizer ids; stage whisper:
-            the Whisper encoder's last hidden state and features per frame (cosine ≥ 0.99999 for f32 encoder
-            weights, 0.9999 for 16-bit, 0.999 for q8, 0.99 for q4, on the audio's frames; all 1500 frames of the
-            window for float weights only; max |Δ| reported); stage vq: the VQ codes of
-            the clip (identical for f32 encoder weights, agreement reported otherwise); stage whisper_decoder (plain
-            Whisper files): the decoder's logits teacher-forced on the golden ids at the encoder's cosine bound (f32 also
-            max |Δ| ≤ 1e-3, identical top-1 and greedy ids; q8 top-1 ≥ 0.8) and its own greedy ids; stages dit,
-            vocoder, detok (the detokenizer, with the reference's noise): the mel and the samples, bounded by the stored
-            type of the DiT's linears and the vocoder's convolutions (f32: max |Δ| ≤ 1e-3 and SNR ≥ 60 dB; mel max |Δ|
-            ≤ 0.02 for 16-bit, 0.05 for q8, 0.2 for q4; samples SNR ≥ 40 dB for 16-bit, 30 dB quantized), and for
+            Each golden case (formats/GOLDEN.md) holds inputs and the official outputs. Stage lm: logits of \
+            both heads at every prompt position (max |Δ|, max relative error, worst row cosine, top-1 \
+            agreement) and the greedy lock-step sequences id for id; stage text: tokenizer ids; stage whisper: \
+            the Whisper encoder's last hidden state and features per frame (cosine ≥ 0.99999 for f32 encoder \
+            weights, 0.9999 for 16-bit, 0.999 for q8, 0.99 for q4, on the audio's frames; all 1500 frames of the \
+            window for float weights only; max |Δ| reported); stage vq: the VQ codes of \
+            the clip (identical for f32 encoder weights, agreement reported otherwise); stage whisper_decoder (plain \
+            Whisper files): the decoder's logits teacher-forced on the golden ids at the encoder's cosine bound (f32 also \
+            max |Δ| ≤ 1e-3, identical top-1 and greedy ids; q8 top-1 ≥ 0.8) and its own greedy ids; stages dit, \
+            vocoder, detok (the detokenizer, with the reference's noise): the mel and the samples, bounded by the stored \
+            type of the DiT's linears and the vocoder's convolutions (f32: max |Δ| ≤ 1e-3 and SNR ≥ 60 dB; mel max |Δ| \
+            ≤ 0.02 for 16-bit, 0.05 for q8, 0.2 for q4; samples SNR ≥ 40 dB for 16-bit, 30 dB quantized), and for \
             detok the samples each chunk returned.
-            The default bounds follow the file's LLM weights: f32 must match the official f32 run (|Δ| ≤ 1e-3,
-            cosine ≥ 0.99999, top-1 and greedy identical); f16/bf16 |Δ| ≤ 0.05, cosine ≥ 0.9999, top-1 ≥ 0.9;
-            q8 cosine ≥ 0.9995, top-1 ≥ 0.9; q4 cosine ≥ 0.98, top-1 ≥ 0.5 (greedy sequences reported, not
+            The default bounds follow the file's LLM weights: f32 must match the official f32 run (|Δ| ≤ 1e-3, \
+            cosine ≥ 0.99999, top-1 and greedy identical); f16/bf16 |Δ| ≤ 0.05, cosine ≥ 0.9999, top-1 ≥ 0.9; \
+            q8 cosine ≥ 0.9995, top-1 ≥ 0.9; q4 cosine ≥ 0.98, top-1 ≥ 0.5 (greedy sequences reported, not \
             required, for 16-bit and quantized files). The options below override them.
             Exit status: 0 when nothing fails (drift is not a failure), 1 when a check or case fails, 2 on bad input.
             """)
@@ -48,12 +48,20 @@ struct KimiParity: ParsableCommand {
             "MODEL.kaf with --golden; REFERENCE MODEL.kaf for the report (REFERENCE: a float .kaf or a release folder)."
     )
     var paths: [String] = []
-    @Option(help: "Report: the directory that receives report.md, report.json and report.html.") var out: String?
-    @Option(help: "Report: a UTF-8 text for the KL divergence and perplexity (default: a built-in public-domain text).")
+    @Option(
+        help: ArgumentHelp(
+            "Report: the directory that receives report.md, report.json and report.html.", valueName: "dir"))
+    var out: String?
+    @Option(
+        help: ArgumentHelp(
+            "Report: a UTF-8 text for the KL divergence and perplexity (default: a built-in public-domain text).",
+            valueName: "file"))
     var text: String?
     @Option(
         parsing: .upToNextOption,
-        help: "Report: speech clips (any format libsndfile reads; default: a built-in 3.2 s espeak-ng clip).")
+        help: ArgumentHelp(
+            "Report: speech clips (any format libsndfile reads; default: a built-in 3.2 s espeak-ng clip).",
+            valueName: "file"))
     var audio: [String] = []
     @Flag(help: "Report: 2 windows of 128 tokens, 16 speech steps, 8-token answers (seconds on the tiny model).")
     var quick = false
