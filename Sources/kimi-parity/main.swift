@@ -63,7 +63,7 @@ struct KimiParity: ParsableCommand {
             "Report: speech clips (any format libsndfile reads; default: a built-in 3.2 s espeak-ng clip).",
             valueName: "file"))
     var audio: [String] = []
-    @Flag(help: "Report: 2 windows of 128 tokens, 16 speech steps, 8-token answers (seconds on the tiny model).")
+    @Flag(help: "Report: 2 windows of 128 tokens, 16 speech steps, 8-token answers, 32 ids per Whisper window.")
     var quick = false
     @Option(help: "Report with a release folder as the reference: the GLM-4-Voice tokenizer folder (as kimi-convert).")
     var vqTokenizer: String?
@@ -225,7 +225,11 @@ struct KimiParity: ParsableCommand {
             ? [try AudioInput.load(bytes: ParityDefaults.clipFLAC, name: ParityDefaults.clipName)]
             : try audio.map { try AudioInput.load(path: $0) }
         inputs.clips = zip(audio.isEmpty ? [ParityDefaults.clipName] : audio, clips).map { ($0, $1.samples) }
-        if quick { (inputs.window, inputs.maxWindows, inputs.speechSteps, inputs.answerTokens) = (128, 2, 16, 8) }
+        if quick {
+            (inputs.window, inputs.maxWindows, inputs.speechSteps, inputs.answerTokens, inputs.whisperTokens) = (
+                128, 2, 16, 8, 32
+            )
+        }
         let model = try KAFFile(path: modelPath)
         var isDir: ObjCBool = false
         let scratch = "\(out)/.kimi-parity-reference-\(getpid()).kaf"

@@ -100,6 +100,31 @@ import Testing
         #expect(report.checks.filter { $0.section == "end_to_end" }.allSatisfy { $0.band == nil })
     }
 
+    /// A plain Whisper file: encoder cosine per frame, the decoder head teacher-forced on the
+    /// reference's ids, the transcripts' WER; exact against itself, measurably rounded at q8 (whose
+    /// decoder is f16 with an 8-bit head copy).
+    @Test func plainWhisperSections() throws {
+        let f = try ParityTests.converted("tiny-whisper", .float(.f32))
+        let q = try ParityTests.converted("tiny-whisper", .quantized(bits: 8, group: 32))
+        let clip = try AudioInput.load(path: ParityTests.fixtures + "/audio/fox_22k.wav")
+        var inputs = ParityComparison.Inputs()
+        inputs.clips = [("fox", clip.samples)]
+        inputs.whisperTokens = 24
+        let same = try ParityComparison(reference: f, model: f, threads: 2).run(inputs)
+        func value(_ r: ParityReport, _ n: String) -> Double? { r.checks.first { $0.name == n }?.value }
+        #expect(same.verdict == .pass)
+        #expect(value(same, "whisper_encoder_cosine")! > 1 - 1e-9 && value(same, "kl_max") == 0)
+        #expect(value(same, "audio_to_text_wer") == 0 && same.layers.isEmpty)
+        let positions = try #require(same.checks.first { $0.name == "kl_mean" }?.detail)
+        #expect(positions.contains("Whisper decoder"), "\(positions)")
+        let rounded = try ParityComparison(reference: f, model: q, threads: 2).run(inputs)
+        #expect(value(rounded, "kl_mean")! > 0 && value(rounded, "whisper_encoder_cosine")! < 1)
+        // The 8-bit head copy, which the f32 file lacks, is compared with the embedding it copies.
+        let copy = try #require(rounded.tensors.first { $0.name == "whisper.decoder.head.weight" })
+        #expect(copy.dtype.hasPrefix("q8") && copy.snrDB > 30 && copy.snrDB.isFinite)
+        #expect(rounded.notes.contains { $0.hasPrefix("whisper: 1 clip") })
+    }
+
     @Test func differentShapesAreRefusedNamingTheTensor() throws {
         let kimi = try ParityTests.converted("tiny-release", .float(.f32))
         let qwen = try ParityTests.converted("tiny-qwen2", .float(.f32))

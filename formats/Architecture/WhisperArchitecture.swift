@@ -164,7 +164,7 @@ public struct WhisperDecoderTensors: Sendable {
     /// recomputed from the 16-bit embedding, so the greedy ids are those of the 16-bit head at about
     /// half its bytes per token. Not part of `all` (optional).
     public var headCopy: TensorSpec {
-        TensorSpec("\(prefix).head_q8.weight", source: "embed_tokens.weight", [config.vocab, config.dModel], .head)
+        TensorSpec("\(prefix).head.weight", source: "embed_tokens.weight", [config.vocab, config.dModel], .head)
     }
 
     /// One attention block of layer `i` (`self_attn` or `encoder_attn`) and its LayerNorm.

@@ -23,6 +23,8 @@ public final class ParityComparison {
         /// Greedy text tokens per end-to-end text answer, lock-step steps per spoken answer.
         public var answerTokens = 32
         public var speechSteps = 48
+        /// Most ids per 30 s window of a plain Whisper file (nil: to <|endoftext|> or the 448 limit).
+        public var whisperTokens: Int? = nil
         public init() {}
     }
 
@@ -38,7 +40,7 @@ public final class ParityComparison {
     public init(reference: KAFFile, model: KAFFile, threads: Int = 0) throws {
         (self.reference, self.model, self.threads) = (reference, model, threads)
         for e in model.entries where Self.isWeight(e) {
-            guard let r = reference.entry(e.name) else {
+            guard let r = reference.entry(Self.referenceName(e.name, in: reference)) else {
                 throw FormatError(model.path, "tensor '\(e.name)' is not in the reference \(reference.path)")
             }
             guard r.shape == e.shape else {
@@ -51,6 +53,16 @@ public final class ParityComparison {
         {
             throw FormatError(model.path, "the LLM config differs from the reference's (\(reference.path))")
         }
+    }
+
+    /// The reference tensor a model tensor is compared with: itself, or for a derived copy the
+    /// reference lacks (a plain Whisper file's 8-bit head copy) the tensor it was made from.
+    static func referenceName(_ name: String, in reference: KAFFile) -> String {
+        let copy = ".head.weight"
+        guard reference.entry(name) == nil, name.hasPrefix("whisper.decoder."), name.hasSuffix(copy) else {
+            return name
+        }
+        return String(name.dropLast(copy.count)) + ".embed_tokens.weight"
     }
 
     static func isWeight(_ e: KAFEntry) -> Bool {
@@ -181,7 +193,7 @@ public final class ParityComparison {
     }
 
     func tensorStat(_ e: KAFEntry) throws -> ParityReport.TensorStat {
-        let m = try model.tensor(e.name), r = try reference.tensor(e.name)
+        let m = try model.tensor(e.name), r = try reference.tensor(Self.referenceName(e.name, in: reference))
         let cols = max(e.shape.last ?? 1, 1), rows = e.elementCount / cols
         var a = [Float](repeating: 0, count: cols), b = a
         var se = 0.0, sr = 0.0, maxAbs = 0.0
