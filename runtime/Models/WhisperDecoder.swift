@@ -126,9 +126,7 @@ public final class WhisperDecoder {
     /// call) is the 16-bit head's. Without a copy the logits are already exact.
     public func refine(_ l: UnsafeMutablePointer<Float>) {
         guard headCopy != nil else { return }
-        var best = -Float.infinity
-        for i in 0 ..< config.vocab where l[i] > best { best = l[i] }
-        let floor = best - Self.refineMargin
+        let floor = rowMax(l, config.vocab) - Self.refineMargin
         for i in 0 ..< config.vocab where l[i] >= floor && l[i].isFinite { l[i] = exactLogit(i) }
     }
 

@@ -21,10 +21,8 @@ extension ParityComparison {
             var kl = 0.0, arg = 0, refArg = 0
             modelLogp.withUnsafeMutableBufferPointer { lm in
                 ParityComparison.logSoftmax(logits, v, into: lm.baseAddress!)
-                var mx = -Float.infinity, refMax = -Float.infinity
+                (arg, refArg) = (argmax(lm.baseAddress!, count: v), argmax(ref, count: v))
                 for i in 0 ..< v {
-                    if lm[i] > mx { (mx, arg) = (lm[i], i) }
-                    if ref[i] > refMax { (refMax, refArg) = (ref[i], i) }
                     let p = exp(Double(ref[i]))
                     if p > 0 { kl += p * (Double(ref[i]) - Double(lm[i])) }
                 }
@@ -48,11 +46,7 @@ extension ParityComparison {
 
     /// Log-softmax of `x` (count `v`) into `out`.
     static func logSoftmax(_ x: UnsafePointer<Float>, _ v: Int, into out: UnsafeMutablePointer<Float>) {
-        var mx = -Float.infinity
-        for i in 0 ..< v { mx = max(mx, x[i]) }
-        var s = 0.0
-        for i in 0 ..< v { s += exp(Double(x[i] - mx)) }
-        let lse = Float(Double(mx) + log(s))
+        let lse = logSumExp(x, count: v)
         for i in 0 ..< v { out[i] = x[i] - lse }
     }
 

@@ -180,11 +180,12 @@ public final class ParityComparison {
         let pool = try ThreadPool(threads: threads, spinNanoseconds: 0)
         var out = [ParityReport.TensorStat?](repeating: nil, count: work.count)
         var failure: Error? = nil
+        let lock = NSLock()
         // One tensor per item: each thread writes only its own slots.
         out.withUnsafeMutableBufferPointer { o in
             pool.parallelFor(n: work.count) { r, _ in
                 for i in r {
-                    do { o[i] = try tensorStat(work[i]) } catch { failure = error }
+                    do { o[i] = try tensorStat(work[i]) } catch { lock.withLock { failure = error } }
                 }
             }
         }
