@@ -69,4 +69,24 @@ import Testing
         let err = zip(back.samples, written).map { abs($0 - min(max($1, -1), 1)) }.max() ?? 1
         #expect(err <= 2.0 / 32767, "16-bit round trip: max |Δ| \(err)")
     }
+
+    /// A large scratch block (a KV cache sized for the whole context) reads as zeros and holds memory
+    /// only for the pages written (mincore on the block).
+    @Test func largeScratchBlocksAreZeroAndResidentOnlyWhenWritten() throws {
+        let arena = ScratchArena()
+        let n = 64 << 20
+        let p = arena.bytes(n)
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        func residentKiB() -> Int {
+            var v = [UInt8](repeating: 0, count: (n + page - 1) / page)
+            #expect(mincore(p, n, &v) == 0)
+            return v.reduce(0) { $0 + Int($1 & 1) } * page / 1024
+        }
+        #expect(residentKiB() < 1024)
+        p.initializeMemory(as: UInt8.self, repeating: 1, count: 1 << 20)
+        let written = residentKiB()
+        #expect(written >= 1024 && written <= 8192, "\(written) KiB resident after writing 1 MiB")
+        let tail = UnsafeRawBufferPointer(start: p + (1 << 20), count: n - (1 << 20))
+        #expect(tail.allSatisfy { $0 == 0 } && p.load(as: UInt8.self) == 1)
+    }
 }

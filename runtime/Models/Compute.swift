@@ -1,9 +1,17 @@
 import KAF
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Scratch buffers allocated once, when a component is loaded, and freed with it: nothing is
-/// allocated inside a token or frame loop. Buffers are 64-byte aligned and zeroed.
+/// allocated inside a token or frame loop. Buffers are 64-byte aligned and zeroed. Blocks of 1 MiB
+/// or more are anonymous mappings, whose pages become resident only when first written: a KV cache
+/// sized for the whole context costs what the positions used so far hold, not its full size.
 public final class ScratchArena {
     private var blocks: [UnsafeMutableRawPointer] = []
+    private var mappings: [(UnsafeMutableRawPointer, Int)] = []
+    static let mappedFrom = 1 << 20
 
     public init() {}
 
@@ -13,13 +21,23 @@ public final class ScratchArena {
     }
 
     public func bytes(_ count: Int) -> UnsafeMutableRawPointer {
-        let p = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1), alignment: 64)
-        p.initializeMemory(as: UInt8.self, repeating: 0, count: max(count, 1))
+        let n = max(count, 1)
+        if n >= Self.mappedFrom,
+            let m = mmap(nil, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), m != MAP_FAILED
+        {
+            mappings.append((m, n))
+            return m  // page-aligned, zero-filled
+        }
+        let p = UnsafeMutableRawPointer.allocate(byteCount: n, alignment: 64)
+        p.initializeMemory(as: UInt8.self, repeating: 0, count: n)
         blocks.append(p)
         return p
     }
 
-    deinit { for p in blocks { p.deallocate() } }
+    deinit {
+        for p in blocks { p.deallocate() }
+        for (m, n) in mappings { munmap(m, n) }
+    }
 }
 
 /// The compute context every model component runs on (docs/ARCHITECTURE.md §4.4): the thread
