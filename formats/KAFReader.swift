@@ -90,6 +90,15 @@ public final class KAFFile: @unchecked Sendable {
         }
     }
 
+    /// Lets the system drop the mapped pages of `components`' entries: they stay in the page cache while
+    /// memory allows and are mapped again on their next read. A pipeline that runs its components in
+    /// turn (talk: the LLM, then the detokenizer, then the LLM) keeps only the running one resident.
+    public func releasePages(of components: Set<String>) {
+        for e in entries where components.contains(e.component) {
+            file.advise(willNeed: false, offset: e.offset, length: e.storedSize)
+        }
+    }
+
     /// Names of the components present (`llm`, `whisper`, …), sorted.
     public var components: [String] { Array(Set(entries.map(\.component))).filter { $0 != "kaf" && $0 != "tokenizer" }.sorted() }
 

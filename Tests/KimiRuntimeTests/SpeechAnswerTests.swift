@@ -70,6 +70,39 @@ import Testing
         #expect(err <= 2.0 / 32767, "16-bit round trip: max |Δ| \(err)")
     }
 
+    /// tts and talk let the idle component's weight pages go (the LLM's while a chunk is detokenized,
+    /// the detokenizer's while the LLM runs): the answer is the same as with every page kept, and
+    /// `releasePages` does unmap them (the mapping's resident size in /proc/self/smaps falls).
+    @Test func releasingIdleWeightPagesChangesNothingAndUnmapsThem() throws {
+        let kaf = try DetokenizerTests.kaf(.float(.f32))
+        var o = SpeechAnswer.Options()
+        o.maxSteps = 120
+        o.audio = Sampler(temperature: 0.8, topK: 10, seed: 5)
+        (o.detokenizer.chunkTokens, o.detokenizer.firstChunkTokens, o.detokenizer.lookAheadTokens) = (4, 4, 1)
+        o.detokenizer.odeSteps = 3
+        var answers: [[Float]] = []
+        for resident in [false, true] {
+            o.oneComponentResident = resident
+            var samples: [Float] = []
+            let r = try SpeechAnswer(file: kaf, threads: 2, options: o).speak("Hello there.") { samples += $0 }
+            #expect(r.codes.count > 4, "only \(r.codes.count) codes: too few chunks to test")
+            answers.append(samples)
+        }
+        #expect(!answers[0].isEmpty && answers[0] == answers[1])
+
+        // A mapping of its own, so that no other test's reads land in it.
+        let own = try KAFFile(path: kaf.path)
+        var sum: UInt64 = 0
+        for e in own.entries where e.component != "kaf" {
+            let b = UnsafeRawBufferPointer(start: own.file.base + e.offset, count: e.storedSize)
+            for i in stride(from: 0, to: b.count, by: 512) { sum &+= UInt64(b[i]) }
+        }
+        let before = try Self.residentKiB(of: own.file.base)
+        own.releasePages(of: Set(own.entries.map(\.component)))
+        let after = try Self.residentKiB(of: own.file.base)
+        #expect(before >= 256 && after * 8 <= before, "resident \(before) KiB before, \(after) KiB after (sum \(sum))")
+    }
+
     /// A large scratch block (a KV cache sized for the whole context) reads as zeros and holds memory
     /// only for the pages written (mincore on the block).
     @Test func largeScratchBlocksAreZeroAndResidentOnlyWhenWritten() throws {
@@ -88,5 +121,23 @@ import Testing
         #expect(written >= 1024 && written <= 8192, "\(written) KiB resident after writing 1 MiB")
         let tail = UnsafeRawBufferPointer(start: p + (1 << 20), count: n - (1 << 20))
         #expect(tail.allSatisfy { $0 == 0 } && p.load(as: UInt8.self) == 1)
+    }
+
+    /// Rss of the mapping starting at `base`, from /proc/self/smaps.
+    static func residentKiB(of base: UnsafeRawPointer) throws -> Int {
+        let start = String(UInt(bitPattern: base), radix: 16)
+        var inside = false
+        // Read whole through a FileHandle: procfs files report size 0.
+        guard let h = FileHandle(forReadingAtPath: "/proc/self/smaps"), let data = try h.readToEnd() else {
+            throw FormatError("/proc/self/smaps", "cannot read")
+        }
+        for line in String(decoding: data, as: UTF8.self).split(separator: "\n") {
+            if let dash = line.firstIndex(of: "-"), line[..<dash].allSatisfy(\.isHexDigit) {
+                inside = line[..<dash].drop(while: { $0 == "0" }) == start
+            } else if inside, line.hasPrefix("Rss:") {
+                return Int(line.split(separator: " ")[1]) ?? -1
+            }
+        }
+        throw FormatError("/proc/self/smaps", "no mapping at 0x\(start)")
     }
 }

@@ -61,11 +61,7 @@ public final class AudioEncoders {
 
     /// Lets the system drop the encoders' weight pages (they are read again from the file if used
     /// again): talk encodes once, then needs the memory for the LLM and the detokenizer.
-    public func releaseWeights() {
-        for e in file.entries where e.component == "whisper" || e.component == "vq" {
-            file.file.advise(willNeed: false, offset: e.offset, length: e.storedSize)
-        }
-    }
+    public func releaseWeights() { file.releasePages(of: ["whisper", "vq"]) }
 
     /// The error for audio that needs more prompt positions than the context holds.
     static func tooLong(_ file: String, samples: Int, prompt: Int, codes: Int, context ctx: Int) -> FormatError {

@@ -16,6 +16,9 @@ public final class SpeechAnswer {
         public var detokenizer = Detokenizer.Settings()
         /// Seeds the DiT's noise.
         public var noiseSeed: UInt64 = 0
+        /// Lets the LLM's weight pages go while a chunk is detokenized, and the detokenizer's when the
+        /// LLM resumes: the two never run at once, and together they do not fit in 6 GiB at --q4.
+        public var oneComponentResident = true
         public init() {}
     }
 
@@ -42,7 +45,11 @@ public final class SpeechAnswer {
     public let chat: TextChat
     public let detokenizer: Detokenizer
     public var options: Options
-    let encoders: AudioEncoders?
+    /// talk's encoders: made at init (so a file without them fails first), used for one question and
+    /// then let go with their buffers and weight pages; made again for a later question.
+    private var encoders: AudioEncoders?
+    private let audioInput: Bool
+    private let threads: Int
 
     /// `audioInput`: load the encoders too (talk). `contextLength` nil: the official 1500 positions.
     public init(
@@ -59,6 +66,8 @@ public final class SpeechAnswer {
             )
         }
         encoders = audioInput ? try AudioEncoders(file: file, threads: threads, task: "talk") : nil
+        self.audioInput = audioInput
+        self.threads = threads
         // The official budget ends speech at position 1500: a longer KV cache would never be used
         // (at full size 8192 positions cost 1.1 GB).
         chat = try TextChat(file: file, contextLength: contextLength ?? Self.officialStepBudget, threads: threads)
@@ -76,7 +85,7 @@ public final class SpeechAnswer {
     ) throws -> Result {
         let message = (instruction ?? Self.readAloudInstruction) + "\n" + text
         let streams = chat.prompt!.build([.init(.user, .text(message))], output: .both)
-        return try generate(streams, features: [], stages: [], onText: onText, onAudio: onAudio)
+        return try generate(streams, features: [], featureWidth: 0, stages: [], onText: onText, onAudio: onAudio)
     }
 
     /// Answers 16 kHz `samples` in speech (after an optional text `instruction`, as ask orders them).
@@ -84,9 +93,12 @@ public final class SpeechAnswer {
         to samples: [Float], instruction: String? = nil, onText: (String) -> Void = { _ in },
         onAudio: (UnsafeBufferPointer<Float>) throws -> Void, onProgress: (Int, Int) -> Void = { _, _ in }
     ) throws -> Result {
-        guard let encoders else { preconditionFailure("SpeechAnswer made without audioInput") }
-        let e = try encoders.encode(samples, onProgress: onProgress)
-        encoders.releaseWeights()
+        guard audioInput else { preconditionFailure("SpeechAnswer made without audioInput") }
+        let made = try encoders ?? AudioEncoders(file: chat.llm.file, threads: threads, task: "talk")
+        encoders = nil
+        let e = try made.encode(samples, onProgress: onProgress)
+        made.releaseWeights()
+        let width = made.featureWidth
         var messages: [KimiPrompt.Message] = []
         if let instruction { messages.append(.init(.user, .text(instruction))) }
         messages.append(.init(.user, .audio(codes: e.codes)))
@@ -96,11 +108,12 @@ public final class SpeechAnswer {
                 chat.llm.file.path, samples: samples.count, prompt: streams.count, codes: e.codes.count,
                 context: chat.llm.contextLength)
         }
-        return try generate(streams, features: e.features, stages: e.stages, onText: onText, onAudio: onAudio)
+        return try generate(
+            streams, features: e.features, featureWidth: width, stages: e.stages, onText: onText, onAudio: onAudio)
     }
 
     private func generate(
-        _ p: KimiPrompt.Streams, features: [Float], stages: [(name: String, seconds: Double)],
+        _ p: KimiPrompt.Streams, features: [Float], featureWidth w: Int, stages: [(name: String, seconds: Double)],
         onText: (String) -> Void, onAudio: (UnsafeBufferPointer<Float>) throws -> Void
     ) throws -> Result {
         let llm = chat.llm, prompt = chat.prompt!, offset = llm.config.tokenOffset
@@ -115,7 +128,6 @@ public final class SpeechAnswer {
             )
         }
         let steps = min(options.maxSteps ?? room, room)
-        let w = encoders?.featureWidth ?? 0
         let t0 = DispatchTime.now().uptimeNanoseconds
         try features.withUnsafeBufferPointer { f in
             try llm.prefill(
@@ -137,11 +149,13 @@ public final class SpeechAnswer {
             while pending.count > size || (final && !pending.isEmpty) {
                 let n = min(size, pending.count)
                 let last = final && n == pending.count
+                if options.oneComponentResident { llm.file.releasePages(of: ["llm", "mimo"]) }
                 try detokenizer.push(Array(pending.prefix(n)), isFinal: last, noise: &noise) { piece in
                     if firstAudio == nil { firstAudio = DispatchTime.now().uptimeNanoseconds }
                     samples += piece.count
                     try onAudio(piece)
                 }
+                if options.oneComponentResident { llm.file.releasePages(of: ["dit", "vocoder"]) }
                 pending.removeFirst(n)
                 chunks += 1
                 if last { break }
