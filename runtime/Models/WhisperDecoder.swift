@@ -110,14 +110,9 @@ public final class WhisperDecoder {
 
     /// The exact (16-bit head) logit of row `r` for the last `step`.
     public func exactLogit(_ r: Int) -> Float {
-        switch tokens.dtype {
-        case .f16: matvecF16(tokens, headInput, exact, rows: r ..< r + 1)
-        case .bf16: matvecBF16(tokens, headInput, exact, rows: r ..< r + 1)
-        case .f32: matvecF32(tokens, headInput, exact, rows: r ..< r + 1)
-        default:
-            // Quantized by --keep: the copy computes the same values.
-            return logits[r]
-        }
+        // Quantized by --keep: the copy computes the same values.
+        guard tokens.dtype.isFloat else { return logits[r] }
+        matvec(tokens, x: headInput, xq: nil, y: exact, rows: r ..< r + 1)
         return exact[r]
     }
 

@@ -146,16 +146,17 @@ public final class SpeechAnswer {
         func flush(final: Bool) throws {
             let size = chunks == 0 ? s.firstChunkTokens : s.chunkTokens
             // A chunk goes out once a later code shows it is not the last (the official is_final).
+            guard pending.count > size || (final && !pending.isEmpty) else { return }
+            if options.oneComponentResident { llm.file.releasePages(of: ["llm", "mimo"]) }
+            defer { if options.oneComponentResident { llm.file.releasePages(of: ["dit", "vocoder"]) } }
             while pending.count > size || (final && !pending.isEmpty) {
                 let n = min(size, pending.count)
                 let last = final && n == pending.count
-                if options.oneComponentResident { llm.file.releasePages(of: ["llm", "mimo"]) }
                 try detokenizer.push(Array(pending.prefix(n)), isFinal: last, noise: &noise) { piece in
                     if firstAudio == nil { firstAudio = DispatchTime.now().uptimeNanoseconds }
                     samples += piece.count
                     try onAudio(piece)
                 }
-                if options.oneComponentResident { llm.file.releasePages(of: ["dit", "vocoder"]) }
                 pending.removeFirst(n)
                 chunks += 1
                 if last { break }
