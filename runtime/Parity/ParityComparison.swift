@@ -161,7 +161,8 @@ public final class ParityComparison {
         return report
     }
 
-    /// Bytes of `f`'s mapping resident in memory now (page cache pages mapped by this process).
+    /// Bytes of `f` in memory now: its pages in the page cache (mincore), whether or not this
+    /// process still maps them (tts and talk let idle components' pages go; they stay cached).
     static func residentBytes(_ f: MappedFile) -> Int {
         let page = Int(sysconf(Int32(_SC_PAGESIZE)))
         guard f.count > 0, page > 0 else { return 0 }
