@@ -98,7 +98,10 @@ extension ParityComparison {
         // every layer, per window (the model's are compared as they are computed).
         let refLogp = UnsafeMutablePointer<Float>.allocate(capacity: (window - first) * V)
         let refHidden = UnsafeMutablePointer<Float>.allocate(capacity: L * window * D)
-        defer { (refLogp.deallocate(), refHidden.deallocate()) }
+        defer {
+            refLogp.deallocate()
+            refHidden.deallocate()
+        }
         var sumCos = [Double](repeating: 0, count: L), minCos = [Double](repeating: 1, count: L)
         var errSq = [Double](repeating: 0, count: L), refSq = [Double](repeating: 0, count: L)
         var stats = HeadStats()
