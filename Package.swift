@@ -57,8 +57,13 @@ let package = Package(
                 swiftSettings: fastSwift),
         // runtime/: kernels, model components, tokenizer, sampler, pipelines, parity.
         .target(name: "CKernelHints", path: "Sources/CKernelHints"),
-        .target(name: "KimiRuntime", dependencies: ["KAF", "COpenBLAS", "CSndfile", "CSoxr", "CKissFFT", "KimiKernelsVNNI", "KimiSIMD", "CKernelHints"],
-                path: "runtime", exclude: ["KernelsVNNI", "Kernels/SIMD"], swiftSettings: fastSwift),
+        .target(name: "KimiRuntime", dependencies: ["KAF", "COpenBLAS", "CSndfile", "CSoxr", "CKissFFT", "KimiKernelsVNNI", "KimiSIMD", "CKernelHints", "CKernelsAMX"],
+                path: "runtime", exclude: ["KernelsVNNI", "KernelsAMX", "Kernels/SIMD"], swiftSettings: fastSwift),
+        // AMX bf16 tiles for the prefill of `_r8` weights, in C: Swift cannot import the tile
+        // intrinsics. Built for AMX alone; called only where the CPU has it (cpuHasAMX).
+        .target(name: "CKernelsAMX", path: "runtime/KernelsAMX",
+                cSettings: [.unsafeFlags(["-O2", "-mamx-tile", "-mamx-bf16", "-mavx512f", "-mavx512bw", "-mavx512vl",
+                                          "-mavx512bf16", "-mf16c", "-mfma"])]),
         .target(name: "KimiKernelsVNNI", dependencies: ["KimiSIMD"], path: "runtime/KernelsVNNI", swiftSettings: vnniSwift),
         // SIMD building blocks (@inlinable) shared by the runtime's kernels and the converter's quantizer.
         .target(name: "KimiSIMD", path: "runtime/Kernels/SIMD", swiftSettings: fastSwift),

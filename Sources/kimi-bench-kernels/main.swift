@@ -226,6 +226,28 @@ for dtype in dtypes {
                     "| \(dtype.name) | int8 tiles (\(dtype.isInterleaved ? "8 rows × 4 tok" : "4 tok")) | \(rows)×\(cols) | \(T) | \(t) | \(String(format: "%.0f", s * 1e3)) | \(String(format: "%.1f", flops / s / 1e9)) |"
                 )
             }
+            if dtype.isInterleaved && cpuHasAMX && cols % 32 == 0 {
+                let araw = UnsafeMutableRawPointer.allocate(
+                    byteCount: BF16Activations.scratchBytes(rows: T, cols: cols), alignment: 64)
+                let a = BF16Activations(scratch: araw, rows: T, cols: cols)
+                let panels = (0 ..< 8).map { _ in
+                    UnsafeMutableRawPointer.allocate(byteCount: 2 * matmulAMXPanelCount(cols: cols), alignment: 64)
+                        .bindMemory(to: UInt16.self, capacity: matmulAMXPanelCount(cols: cols))
+                }
+                for t in threadCounts {
+                    let pool = pools[t]!
+                    let s = timeit(reps: quick ? 1 : 2, minTime: 0.1) {
+                        pool.parallelFor(n: T) { r in a.set(x, ldx: cols, tokens: r) }
+                        a.zeroPadding()
+                        pool.parallelForRows(w) { r, i in matmulAMX(w, a, y, ldy: ldy, rows: r, panel: panels[i]) }
+                    }
+                    prefillRows.append(
+                        "| \(dtype.name) | AMX bf16 tiles (32 rows × 32 tok) | \(rows)×\(cols) | \(T) | \(t) | \(String(format: "%.0f", s * 1e3)) | \(String(format: "%.1f", flops / s / 1e9)) |"
+                    )
+                }
+                panels.forEach { $0.deallocate() }
+                araw.deallocate()
+            }
         } else {
             blasSetThreads(1)
             let chunk = matmulFloatScratchCount(w)

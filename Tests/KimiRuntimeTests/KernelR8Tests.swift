@@ -110,6 +110,52 @@ import KAF
         for i in 0 ..< T * rows { #expect(Y1[i] == Y2[i], "\(r8.dtype.name) [\(i / rows), \(i % rows)]: \(Y1[i]) vs \(Y2[i])") }
     }
 
+    /// The AMX bf16 tiles against their scalar twin (the same bf16 roundings, f32 sums in column
+    /// order): 40 rows = a 32-row panel + a partial one, T = 37 = two 16-token tiles + one + a
+    /// padded tail, a row range that starts mid-matrix, and the dispatch through linearBatch with a
+    /// bias (skipped on CPUs without AMX, where the runtime never calls them).
+    @Test(.enabled(if: cpuHasAMX), arguments: kernelQuantTypes)
+    func amxTilesMatchBF16Reference(dtype: DType) throws {
+        let buf = KernelBuffers()
+        var rng = KernelRNG(seed: 16)
+        let rows = 40, cols = 2176, T = 37, ldy = rows + 3
+        let (_, r8) = buf.weightPair(dtype, rows: rows, cols: cols, &rng)
+        let X = buf.random(T * cols, &rng)
+        let Yr = buf.floats(T * ldy), Y = buf.floats(T * ldy), tmp = buf.floats(cols)
+        matmulAMX_ref(r8, X, ldx: cols, tokens: T, Yr, ldy: ldy, rows: 0 ..< rows)
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: BF16Activations.scratchBytes(rows: T, cols: cols), alignment: 64)
+        let panel = UnsafeMutablePointer<UInt16>.allocate(capacity: matmulAMXPanelCount(cols: cols))
+        defer { raw.deallocate(); panel.deallocate() }
+        let a = BF16Activations(scratch: raw, rows: T, cols: cols)
+        a.set(X, ldx: cols, tokens: 0 ..< T)
+        a.zeroPadding()
+        matmulAMX(r8, a, Y, ldy: ldy, rows: 8 ..< 40, panel: panel)
+        matmulAMX(r8, a, Y, ldy: ldy, rows: 0 ..< 8, panel: panel)
+        func tolerance(_ t: Int, _ r: Int) -> Float {
+            dequantizeRow_ref(r8.dtype, matrix: r8.base, cols: cols, row: r, into: tmp)
+            var mag: Float = 0
+            for k in 0 ..< cols { mag += abs(tmp[k] * X[t * cols + k]) }
+            return Float(cols / 8 + 16) * Float.ulpOfOne * mag
+        }
+        for t in 0 ..< T {
+            for r in 0 ..< rows {
+                #expect(abs(Y[t * ldy + r] - Yr[t * ldy + r]) <= tolerance(t, r), "\(r8.dtype.name) t\(t) r\(r): \(Y[t * ldy + r]) vs \(Yr[t * ldy + r])")
+            }
+            #expect(Y[t * ldy + rows] == 0)  // padding columns untouched
+        }
+        // The runtime's batch path: rows split over two threads, bias added after.
+        let compute = try Compute(threads: 2, maxCols: cols, maxBatch: T, weights: [r8])
+        let bias = (0 ..< rows).map { Float($0) * 0.25 }
+        let Yb = buf.floats(T * rows)
+        compute.linearBatch(r8, X, T, Yb, ldy: rows, bias: bias)
+        for t in 0 ..< T {
+            for r in 0 ..< rows {
+                let want = Yr[t * ldy + r] + bias[r]
+                #expect(abs(Yb[t * rows + r] - want) <= tolerance(t, r) + 1e-6 * abs(want), "linearBatch t\(t) r\(r)")
+            }
+        }
+    }
+
     @Test func dequantizedRowsEqualRowMajor() {
         let buf = KernelBuffers()
         var rng = KernelRNG(seed: 13)

@@ -44,7 +44,8 @@ public final class ScratchArena {
 /// pool, the scratch its kernels need (sized once from the largest shapes the component
 /// multiplies), and `linear` for one row (decode) and for a batch of rows (prefill, encoders).
 /// Quantized weights take the int8 kernels on activations quantized per 32 (the `_r8` tiles, with
-/// AVX-512 VNNI where the CPU has it); float weights take FMA matvec or sgemm. Not reentrant: one
+/// AVX-512 VNNI where the CPU has it), or for batches on CPUs with AMX the bf16 tiles; float
+/// weights take FMA matvec or sgemm. Not reentrant: one
 /// call at a time, like the pool.
 public final class Compute {
     public let pool: ThreadPool
@@ -59,6 +60,10 @@ public final class Compute {
 
     /// Rows widened to f32 per sgemm call (nil: `blasChunkRows`, sized for the LLM's batches).
     private let widenRows: Int?
+    /// Where the CPU has AMX and the component has `_r8` weights: the batch in bf16, and per
+    /// thread the panel of weights widened to bf16 (MatMulAMX.swift).
+    private let amxInput: UnsafeMutableRawPointer?
+    private let amxPanels: [UnsafeMutablePointer<UInt16>]
 
     /// `weights`: every matrix the component multiplies (sizes the sgemm widening scratch).
     /// `largeWidening`: rows that sgemm needs widened to f32 are widened in chunks of about 16 MB
@@ -76,6 +81,16 @@ public final class Compute {
         let widened = weights.map { matmulFloatScratchCount($0, chunkRows: chunk) }.max() ?? 0
         let a = arena
         blasScratch = (0 ..< pool.threadCount).map { _ in a.floats(widened) }
+        if cpuHasAMX && weights.contains(where: { $0.dtype.isQuantized && $0.dtype.isInterleaved }) {
+            let cols32 = (maxCols + 31) / 32 * 32
+            amxInput = arena.bytes(BF16Activations.scratchBytes(rows: self.maxBatch, cols: cols32))
+            amxPanels = (0 ..< pool.threadCount).map { _ in
+                a.bytes(2 * matmulAMXPanelCount(cols: cols32)).bindMemory(to: UInt16.self, capacity: 32 * cols32)
+            }
+        } else {
+            amxInput = nil
+            amxPanels = []
+        }
         blasSetThreads(1)  // rows are split over our pool; sgemm runs inside each worker
     }
 
@@ -120,8 +135,20 @@ public final class Compute {
         _ w: WeightMatrix, _ X: UnsafePointer<Float>, _ n: Int, _ Y: UnsafeMutablePointer<Float>, ldy: Int,
         bias: [Float]? = nil
     ) {
-        var xq: QuantizedActivations? = nil
         quantizedInput = nil
+        if let amxInput, matmulUsesAMX(w, tokens: n) {
+            let a = BF16Activations(scratch: amxInput, rows: n, cols: w.cols), cols = w.cols, panels = amxPanels
+            pool.parallelFor(n: n) { r, _ in a.set(X, ldx: cols, tokens: r) }
+            a.zeroPadding()
+            pool.parallelForRows(w) { r, tid in
+                matmulAMX(w, a, Y, ldy: ldy, rows: r, panel: panels[tid])
+                bias?.withUnsafeBufferPointer { b in
+                    for t in 0 ..< n { for i in r { Y[t * ldy + i] += b[i] } }
+                }
+            }
+            return
+        }
+        var xq: QuantizedActivations? = nil
         if matmulUsesInt8(w, tokens: n) {
             let a = QuantizedActivations(scratch: xqScratch, count: w.cols, rows: n)
             let cols = w.cols

@@ -1,0 +1,100 @@
+import CKernelsAMX
+import KAF
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The CPU has AMX with bf16 tiles (amx_tile, amx_bf16 and avx512_bf16 in /proc/cpuinfo) and the
+/// kernel granted this process the tile state; KIMI_NO_AMX=1 turns the AMX prefill off.
+public let cpuHasAMX: Bool = {
+    #if arch(x86_64) && os(Linux)
+    if let v = getenv("KIMI_NO_AMX"), String(cString: v) == "1" { return false }
+    let needed = ["amx_tile", "amx_bf16", "avx512_bf16", "avx512f", "avx512bw", "avx512vl", "f16c"]
+    return needed.allSatisfy(cpuFlags.contains) && kimi_amx_enable() == 1
+    #else
+    return false
+    #endif
+}()
+
+/// Batches of at least this many tokens take the AMX tiles: the weights are widened to bf16 once
+/// per call, which the tiles repay only over enough tokens (scripts/bench/kernels.sh).
+public let amxMinTokens = 32
+
+/// Whether `linearBatch` runs W on AMX for a batch of T tokens: quantized `_r8` weights only (the
+/// float weights keep sgemm's f32 products, which the f32 parity tests hold to 1e-3).
+public func matmulUsesAMX(_ w: WeightMatrix, tokens T: Int) -> Bool {
+    cpuHasAMX && w.dtype.isQuantized && w.dtype.isInterleaved && T >= amxMinTokens && w.cols % 32 == 0
+}
+
+/// Activations rounded to bf16 for the AMX tiles: `rows` tokens of `cols`, stored tile by tile
+/// (16 tokens × 32 columns per KiB, kimi_amx.h), zero rows up to `paddedRows` (a multiple of 16).
+public struct BF16Activations {
+    public let values: UnsafeMutablePointer<UInt16>
+    public let rows, paddedRows, cols: Int
+
+    public static func paddedRows(_ T: Int) -> Int { (T + 15) / 16 * 16 }
+    public static func scratchBytes(rows: Int, cols: Int) -> Int { 2 * paddedRows(rows) * cols }
+
+    /// `scratch`: `scratchBytes(rows:cols:)` bytes, 64-byte aligned.
+    public init(scratch: UnsafeMutableRawPointer, rows: Int, cols: Int) {
+        precondition(cols % 32 == 0)
+        values = scratch.bindMemory(to: UInt16.self, capacity: Self.paddedRows(rows) * cols)
+        (self.rows, self.paddedRows, self.cols) = (rows, Self.paddedRows(rows), cols)
+    }
+
+    /// Tokens `range` of X (row stride ldx) rounded to nearest even; the caller covers 0..<rows.
+    public func set(_ X: UnsafePointer<Float>, ldx: Int, tokens range: Range<Int>) {
+        kimi_amx_bf16_rows(
+            X + range.lowerBound * ldx, ldx, Int32(range.lowerBound), Int32(range.count), Int32(cols), values)
+    }
+
+    /// Zeroes the padding tokens (once per batch; they share the last block's tiles).
+    public func zeroPadding() {
+        let steps = cols / 32
+        for i in rows ..< paddedRows {
+            for j in 0 ..< steps {
+                (values + ((i / 16) * steps + j) * 512 + (i % 16) * 32).initialize(repeating: 0, count: 32)
+            }
+        }
+    }
+}
+
+/// bf16 elements of panel scratch `matmulAMX` needs per thread for weights of `cols` columns.
+public func matmulAMXPanelCount(cols: Int) -> Int { 32 * cols }
+
+/// Y[t, r] = Σ_k bf16(W[r,k])·A[t,k] in f32, for rows `rows` (whole groups of 8) of a q8/q4 `_r8`
+/// matrix: 32 rows at a time widened into `panel` (matmulAMXPanelCount, 64-byte aligned), then AMX
+/// tiles of 32 tokens × 32 rows. Only where `cpuHasAMX`.
+public func matmulAMX(
+    _ w: WeightMatrix, _ a: BF16Activations, _ Y: UnsafeMutablePointer<Float>, ldy: Int, rows: Range<Int>,
+    panel: UnsafeMutablePointer<UInt16>
+) {
+    precondition(cpuHasAMX && w.dtype.isQuantized && w.dtype.isInterleaved && a.cols == w.cols)
+    precondition(rows.lowerBound % 8 == 0 && rows.upperBound % 8 == 0)
+    if rows.isEmpty || a.rows == 0 { return }
+    kimi_amx_matmul_r8(
+        w.base, 8 * w.rowBytes, w.dtype.traits.quantBits == 4 ? 1 : 0, Int32(w.dtype.groupSize), Int32(w.cols),
+        Int32(rows.lowerBound / 8), Int32(rows.upperBound / 8), a.values, Int32(a.rows), Int32(a.paddedRows), Y, ldy,
+        panel)
+}
+
+/// Scalar twin: each weight dequantized (dequantizeRow_ref), both sides rounded to bf16, products
+/// summed in f32 in column order.
+public func matmulAMX_ref(
+    _ w: WeightMatrix, _ X: UnsafePointer<Float>, ldx: Int, tokens T: Int, _ Y: UnsafeMutablePointer<Float>,
+    ldy: Int, rows: Range<Int>
+) {
+    let K = w.cols
+    let row = UnsafeMutablePointer<Float>.allocate(capacity: K)
+    defer { row.deallocate() }
+    for r in rows {
+        dequantizeRow_ref(w.dtype, matrix: w.base, cols: K, row: r, into: row)
+        for k in 0 ..< K { row[k] = bf16ToFloat(floatToBF16(row[k])) }
+        for t in 0 ..< T {
+            var s: Float = 0
+            for k in 0 ..< K { s += row[k] * bf16ToFloat(floatToBF16(X[t * ldx + k])) }
+            Y[t * ldy + r] = s
+        }
+    }
+}
