@@ -7,15 +7,43 @@
 // The scalar twin is matmulAMX_ref (runtime/Kernels/MatMulAMX.swift).
 #include "kimi_amx.h"
 
+#include <errno.h>
 #include <immintrin.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#define ARCH_GET_XCOMP_PERM 0x1022
 #define ARCH_REQ_XCOMP_PERM 0x1023
 #define XFEATURE_XTILEDATA 18
 
-int kimi_amx_enable(void) { return syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0; }
+static void configure_tiles(void);
+
+int kimi_amx_enable(void) {
+    if (syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) != 0) return 0;
+    unsigned long granted = 0;
+    if (syscall(SYS_arch_prctl, ARCH_GET_XCOMP_PERM, &granted) != 0 || !(granted & (1UL << XFEATURE_XTILEDATA)))
+        return 0;
+    // Some VMs list AMX and grant the state, yet the tile instructions fault (seen with llama.cpp on
+    // an earlier host): run one tile step in a child first, so a fault ends the child, not us.
+    pid_t child = fork();
+    if (child < 0) return 0;
+    if (child == 0) {
+        float c[256] __attribute__((aligned(64)));
+        configure_tiles();
+        _tile_zero(0);
+        _tile_stored(0, c, 64);
+        _tile_release();
+        _exit(c[17] == 0 ? 0 : 1);
+    }
+    int status = 0;
+    pid_t r;
+    do r = waitpid(child, &status, 0);
+    while (r < 0 && errno == EINTR);
+    if (r != child) return 0;
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
 
 typedef struct {
     uint8_t palette, start_row, reserved[14];

@@ -4,7 +4,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/// Asks the kernel for the AMX tile state (arch_prctl ARCH_REQ_XCOMP_PERM); 1 if granted.
+/// Asks the kernel for the AMX tile state (arch_prctl ARCH_REQ_XCOMP_PERM) and runs one tile
+/// step in a child process; 1 if the state was granted and the step ran.
 int kimi_amx_enable(void);
 
 /// Tokens t0..<t0+t of A (bf16, round to nearest even) from the t rows of X at x (f32, row stride
