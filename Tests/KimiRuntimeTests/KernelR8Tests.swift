@@ -156,6 +156,39 @@ import KAF
         }
     }
 
+    /// The AMX path for f16/bf16 weights (the vocoder's, `bf16FloatWeights`): any row count (37 =
+    /// a 32-row panel + 5), against the same scalar twin; and without `bf16FloatWeights` the batch
+    /// keeps sgemm's f32 products (exact f32 sums of the f16 weights, not bf16-rounded ones).
+    @Test(.enabled(if: cpuHasAMX), arguments: [DType.f16, .bf16])
+    func amxTilesOnFloatWeightsMatchBF16Reference(dtype: DType) throws {
+        let buf = KernelBuffers()
+        var rng = KernelRNG(seed: 17)
+        let rows = 37, cols = 2176, T = 37
+        let w = buf.weight(dtype, rows: rows, cols: cols, &rng)
+        let X = buf.random(T * cols, &rng)
+        let Yr = buf.floats(T * rows), Yb = buf.floats(T * rows), Ys = buf.floats(T * rows), tmp = buf.floats(cols)
+        matmulAMX_ref(w, X, ldx: cols, tokens: T, Yr, ldy: rows, rows: 0 ..< rows)
+        try Compute(threads: 2, maxCols: cols, maxBatch: T, weights: [w], bf16FloatWeights: true)
+            .linearBatch(w, X, T, Yb, ldy: rows)
+        try Compute(threads: 2, maxCols: cols, maxBatch: T, weights: [w]).linearBatch(w, X, T, Ys, ldy: rows)
+        var sgemmDiffers = false
+        for r in 0 ..< rows {
+            dequantizeRow_ref(w.dtype, matrix: w.base, cols: cols, row: r, into: tmp)
+            for t in 0 ..< T {
+                var mag: Float = 0, exact: Double = 0
+                for k in 0 ..< cols {
+                    mag += abs(tmp[k] * X[t * cols + k])
+                    exact += Double(tmp[k]) * Double(X[t * cols + k])
+                }
+                let tol = Float(cols / 8 + 16) * Float.ulpOfOne * mag
+                #expect(abs(Yb[t * rows + r] - Yr[t * rows + r]) <= tol, "\(dtype.name) t\(t) r\(r): \(Yb[t * rows + r]) vs \(Yr[t * rows + r])")
+                #expect(abs(Double(Ys[t * rows + r]) - exact) <= Double(tol), "sgemm t\(t) r\(r)")
+                if abs(Ys[t * rows + r] - Yb[t * rows + r]) > tol { sgemmDiffers = true }
+            }
+        }
+        if dtype == .f16 { #expect(sgemmDiffers, "bf16 rounding of f16 weights should be visible") }
+    }
+
     @Test func dequantizedRowsEqualRowMajor() {
         let buf = KernelBuffers()
         var rng = KernelRNG(seed: 13)

@@ -21,10 +21,14 @@ public let cpuHasAMX: Bool = {
 /// per call, which the tiles repay only over enough tokens (scripts/bench/kernels.sh).
 public let amxMinTokens = 32
 
-/// Whether `linearBatch` runs W on AMX for a batch of T tokens: quantized `_r8` weights only (the
-/// float weights keep sgemm's f32 products, which the f32 parity tests hold to 1e-3).
-public func matmulUsesAMX(_ w: WeightMatrix, tokens T: Int) -> Bool {
-    cpuHasAMX && w.dtype.isQuantized && w.dtype.isInterleaved && T >= amxMinTokens && w.cols % 32 == 0
+/// Whether `linearBatch` runs W on AMX for a batch of T tokens: quantized `_r8` weights, and f16/bf16
+/// weights when `floats` (components the official code runs in bf16: the vocoder). f32 weights and
+/// other float weights keep sgemm's f32 products (the f32 parity tests hold them to 1e-3; the plain
+/// Whisper decoder's f16 is what keeps its transcripts).
+public func matmulUsesAMX(_ w: WeightMatrix, tokens T: Int, floats: Bool = false) -> Bool {
+    guard cpuHasAMX, T >= amxMinTokens, w.cols % 32 == 0 else { return false }
+    if w.dtype.isQuantized { return w.dtype.isInterleaved }
+    return floats && (w.dtype == .f16 || w.dtype == .bf16)
 }
 
 /// Activations rounded to bf16 for the AMX tiles: `rows` tokens of `cols`, stored tile by tile
@@ -63,20 +67,27 @@ public struct BF16Activations {
 /// bf16 elements of panel scratch `matmulAMX` needs per thread for weights of `cols` columns.
 public func matmulAMXPanelCount(cols: Int) -> Int { 32 * cols }
 
-/// Y[t, r] = Σ_k bf16(W[r,k])·A[t,k] in f32, for rows `rows` (whole groups of 8) of a q8/q4 `_r8`
-/// matrix: 32 rows at a time widened into `panel` (matmulAMXPanelCount, 64-byte aligned), then AMX
-/// tiles of 32 tokens × 32 rows. Only where `cpuHasAMX`.
+/// Y[t, r] = Σ_k bf16(W[r,k])·A[t,k] in f32, for rows `rows` of a q8/q4 `_r8` matrix (whole groups
+/// of 8) or an f16/bf16 one: 32 rows at a time widened into `panel` (matmulAMXPanelCount, 64-byte
+/// aligned), then AMX tiles of 32 tokens × 32 rows. Only where `cpuHasAMX`.
 public func matmulAMX(
     _ w: WeightMatrix, _ a: BF16Activations, _ Y: UnsafeMutablePointer<Float>, ldy: Int, rows: Range<Int>,
     panel: UnsafeMutablePointer<UInt16>
 ) {
-    precondition(cpuHasAMX && w.dtype.isQuantized && w.dtype.isInterleaved && a.cols == w.cols)
-    precondition(rows.lowerBound % 8 == 0 && rows.upperBound % 8 == 0)
+    precondition(cpuHasAMX && a.cols == w.cols)
     if rows.isEmpty || a.rows == 0 { return }
-    kimi_amx_matmul_r8(
-        w.base, 8 * w.rowBytes, w.dtype.traits.quantBits == 4 ? 1 : 0, Int32(w.dtype.groupSize), Int32(w.cols),
-        Int32(rows.lowerBound / 8), Int32(rows.upperBound / 8), a.values, Int32(a.rows), Int32(a.paddedRows), Y, ldy,
-        panel)
+    if w.dtype.isQuantized {
+        precondition(w.dtype.isInterleaved && rows.lowerBound % 8 == 0 && rows.upperBound % 8 == 0)
+        kimi_amx_matmul_r8(
+            w.base, 8 * w.rowBytes, w.dtype.traits.quantBits == 4 ? 1 : 0, Int32(w.dtype.groupSize), Int32(w.cols),
+            Int32(rows.lowerBound / 8), Int32(rows.upperBound / 8), a.values, Int32(a.rows), Int32(a.paddedRows), Y,
+            ldy, panel)
+    } else {
+        precondition(w.dtype == .f16 || w.dtype == .bf16)
+        kimi_amx_matmul_f16(
+            w.base, w.rowBytes, w.dtype == .bf16 ? 1 : 0, Int32(w.cols), Int32(rows.lowerBound), Int32(rows.upperBound),
+            a.values, Int32(a.rows), Int32(a.paddedRows), Y, ldy, panel)
+    }
 }
 
 /// Scalar twin: each weight dequantized (dequantizeRow_ref), both sides rounded to bf16, products

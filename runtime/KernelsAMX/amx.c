@@ -136,55 +136,96 @@ static void widen_row_group(const uint8_t *rg, int q4, int g, int k, uint16_t *b
         }                                                                                          \
     } while (0)
 
+// C = A·panelᵀ for the 32 rows (or fewer, zero-padded) of `panel`, tokens [0, tpad) of A, stored
+// to y at column r0 (`rows` of them exist).
+static void multiply_panel(const uint16_t *a, int t, int tpad, const uint16_t *panel, int k, float *y, size_t ldy,
+                           int r0, int rows) {
+    float tmp[256] __attribute__((aligned(64)));
+    const size_t block = (size_t)k * 16;    // bf16 per 16-row B block
+    const size_t a_block = (size_t)k * 16;  // bf16 per 16-token block of A
+    const uint16_t *b0 = panel, *b1 = panel + block;
+    for (int t0 = 0; t0 < tpad; t0 += 32) {
+        const uint16_t *a0 = a + (size_t)(t0 / 16) * a_block, *a1 = a0 + a_block;
+        if (t0 + 16 < tpad) {
+            _tile_zero(0);
+            _tile_zero(1);
+            _tile_zero(2);
+            _tile_zero(3);
+            for (int kk = 0; kk < k; kk += 32) {
+                _tile_loadd(4, a0 + kk * 16, 64);
+                _tile_loadd(5, a1 + kk * 16, 64);
+                _tile_loadd(6, b0 + kk * 16, 64);
+                _tile_loadd(7, b1 + kk * 16, 64);
+                _tile_dpbf16ps(0, 4, 6);
+                _tile_dpbf16ps(1, 4, 7);
+                _tile_dpbf16ps(2, 5, 6);
+                _tile_dpbf16ps(3, 5, 7);
+            }
+            STORE_TILE(0, t0, r0, rows);
+            STORE_TILE(1, t0, r0 + 16, rows - 16);
+            STORE_TILE(2, t0 + 16, r0, rows);
+            STORE_TILE(3, t0 + 16, r0 + 16, rows - 16);
+        } else {
+            _tile_zero(0);
+            _tile_zero(1);
+            for (int kk = 0; kk < k; kk += 32) {
+                _tile_loadd(4, a0 + kk * 16, 64);
+                _tile_loadd(6, b0 + kk * 16, 64);
+                _tile_loadd(7, b1 + kk * 16, 64);
+                _tile_dpbf16ps(0, 4, 6);
+                _tile_dpbf16ps(1, 4, 7);
+            }
+            STORE_TILE(0, t0, r0, rows);
+            STORE_TILE(1, t0, r0 + 16, rows - 16);
+        }
+    }
+}
+
 void kimi_amx_matmul_r8(const void *w, size_t group_bytes, int q4, int g, int k, int group_begin,
                         int group_end, const uint16_t *a, int t, int tpad, float *y, size_t ldy,
                         uint16_t *panel) {
-    float tmp[256] __attribute__((aligned(64)));
-    const size_t block = (size_t)k * 16;  // bf16 per 16-row B block
-    const size_t a_block = (size_t)k * 16;  // bf16 per 16-token block of A
+    const size_t block = (size_t)k * 16;
     configure_tiles();
     for (int i0 = group_begin; i0 < group_end; i0 += 4) {
         int groups = group_end - i0 < 4 ? group_end - i0 : 4;
         if (groups < 4) memset(panel, 0, 2 * 2 * block);
         for (int j = 0; j < groups; j++)
             widen_row_group((const uint8_t *)w + (size_t)(i0 + j) * group_bytes, q4, g, k, panel + (j / 2) * block, j % 2);
-        const int rows = 8 * groups, r0 = 8 * i0;
-        const uint16_t *b0 = panel, *b1 = panel + block;
-        for (int t0 = 0; t0 < tpad; t0 += 32) {
-            const uint16_t *a0 = a + (size_t)(t0 / 16) * a_block, *a1 = a0 + a_block;
-            if (t0 + 16 < tpad) {
-                _tile_zero(0);
-                _tile_zero(1);
-                _tile_zero(2);
-                _tile_zero(3);
-                for (int kk = 0; kk < k; kk += 32) {
-                    _tile_loadd(4, a0 + kk * 16, 64);
-                    _tile_loadd(5, a1 + kk * 16, 64);
-                    _tile_loadd(6, b0 + kk * 16, 64);
-                    _tile_loadd(7, b1 + kk * 16, 64);
-                    _tile_dpbf16ps(0, 4, 6);
-                    _tile_dpbf16ps(1, 4, 7);
-                    _tile_dpbf16ps(2, 5, 6);
-                    _tile_dpbf16ps(3, 5, 7);
-                }
-                STORE_TILE(0, t0, r0, rows);
-                STORE_TILE(1, t0, r0 + 16, rows - 16);
-                STORE_TILE(2, t0 + 16, r0, rows);
-                STORE_TILE(3, t0 + 16, r0 + 16, rows - 16);
-            } else {
-                _tile_zero(0);
-                _tile_zero(1);
-                for (int kk = 0; kk < k; kk += 32) {
-                    _tile_loadd(4, a0 + kk * 16, 64);
-                    _tile_loadd(6, b0 + kk * 16, 64);
-                    _tile_loadd(7, b1 + kk * 16, 64);
-                    _tile_dpbf16ps(0, 4, 6);
-                    _tile_dpbf16ps(1, 4, 7);
-                }
-                STORE_TILE(0, t0, r0, rows);
-                STORE_TILE(1, t0, r0 + 16, rows - 16);
-            }
+        multiply_panel(a, t, tpad, panel, k, y, ldy, 8 * i0, 8 * groups);
+    }
+    _tile_release();
+}
+
+// One f16 or bf16 row (k values) → column `n` (0–15) of the 16-row B block at `block`.
+static void widen_float_row(const uint16_t *row, int bf16, int k, uint16_t *block, int n) {
+    uint32_t pairs[16] __attribute__((aligned(64)));
+    uint32_t *out = (uint32_t *)block + n;
+    for (int j = 0; j < k; j += 32) {
+        __m512i v;
+        if (bf16) {
+            v = _mm512_loadu_si512(row + j);
+        } else {
+            __m512 lo = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(row + j)));
+            __m512 hi = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(row + j + 16)));
+            v = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
         }
+        _mm512_store_si512(pairs, v);
+        uint32_t *o = out + (size_t)(j / 2) * 16;  // pair p = j/2 + i holds 16 dwords, one per row
+        for (int i = 0; i < 16; i++) o[i * 16] = pairs[i];
+    }
+}
+
+void kimi_amx_matmul_f16(const void *w, size_t row_bytes, int bf16, int k, int row_begin, int row_end,
+                         const uint16_t *a, int t, int tpad, float *y, size_t ldy, uint16_t *panel) {
+    const size_t block = (size_t)k * 16;
+    configure_tiles();
+    for (int r0 = row_begin; r0 < row_end; r0 += 32) {
+        int rows = row_end - r0 < 32 ? row_end - r0 : 32;
+        if (rows < 32) memset(panel, 0, 2 * 2 * block);
+        for (int j = 0; j < rows; j++)
+            widen_float_row((const uint16_t *)((const uint8_t *)w + (size_t)(r0 + j) * row_bytes), bf16, k,
+                            panel + (j / 16) * block, j % 16);
+        multiply_panel(a, t, tpad, panel, k, y, ldy, r0, rows);
     }
     _tile_release();
 }

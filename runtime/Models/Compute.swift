@@ -64,12 +64,16 @@ public final class Compute {
     /// thread the panel of weights widened to bf16 (MatMulAMX.swift).
     private let amxInput: UnsafeMutableRawPointer?
     private let amxPanels: [UnsafeMutablePointer<UInt16>]
+    private let amxFloats: Bool
 
     /// `weights`: every matrix the component multiplies (sizes the sgemm widening scratch).
     /// `largeWidening`: rows that sgemm needs widened to f32 are widened in chunks of about 16 MB
     /// per thread (sgemm repacks the activations once per chunk) — for the encoders' 1500-frame batches.
+    /// `bf16FloatWeights`: f16/bf16 weights may multiply in bf16 on AMX (`matmulUsesAMX`), for
+    /// components the official code runs in bf16.
     public init(
-        threads: Int = 0, maxCols: Int, maxBatch: Int, weights: [WeightMatrix], largeWidening: Bool = false
+        threads: Int = 0, maxCols: Int, maxBatch: Int, weights: [WeightMatrix], largeWidening: Bool = false,
+        bf16FloatWeights: Bool = false
     ) throws {
         pool = try ThreadPool(threads: threads)
         self.maxCols = maxCols
@@ -81,7 +85,8 @@ public final class Compute {
         let widened = weights.map { matmulFloatScratchCount($0, chunkRows: chunk) }.max() ?? 0
         let a = arena
         blasScratch = (0 ..< pool.threadCount).map { _ in a.floats(widened) }
-        if cpuHasAMX && weights.contains(where: { $0.dtype.isQuantized && $0.dtype.isInterleaved }) {
+        amxFloats = bf16FloatWeights
+        if cpuHasAMX && weights.contains(where: { matmulUsesAMX($0, tokens: amxMinTokens, floats: bf16FloatWeights) }) {
             let cols32 = (maxCols + 31) / 32 * 32
             amxInput = arena.bytes(BF16Activations.scratchBytes(rows: self.maxBatch, cols: cols32))
             amxPanels = (0 ..< pool.threadCount).map { _ in
@@ -136,7 +141,7 @@ public final class Compute {
         bias: [Float]? = nil
     ) {
         quantizedInput = nil
-        if let amxInput, matmulUsesAMX(w, tokens: n) {
+        if let amxInput, matmulUsesAMX(w, tokens: n, floats: amxFloats) {
             let a = BF16Activations(scratch: amxInput, rows: n, cols: w.cols), cols = w.cols, panels = amxPanels
             pool.parallelFor(n: n) { r, _ in a.set(X, ldx: cols, tokens: r) }
             a.zeroPadding()

@@ -147,7 +147,8 @@ public final class Vocoder {
         patch = max(patch, Self.frameBlock * widest)
         compute = try Compute(
             threads: threads, maxCols: max(widest, c.upsampleInitialChannel), maxBatch: Self.frameBlock,
-            weights: convs.map(\.linear.weight), largeWidening: true)
+            weights: convs.map(\.linear.weight), largeWidening: true,
+            bf16FloatWeights: true)  // the official vocoder runs in bf16 (`vocoder.to_dtype(bf16)`)
         let a = compute.arena
         (x, sum, state, t1, t2) = (
             a.floats(signal), a.floats(signal), a.floats(signal), a.floats(signal), a.floats(signal)

@@ -21,4 +21,9 @@ void kimi_amx_matmul_r8(const void *w, size_t group_bytes, int q4, int g, int k,
                         int group_end, const uint16_t *a, int t, int tpad, float *y, size_t ldy,
                         uint16_t *panel);
 
+/// The same for f16 (bf16 = 0) or bf16 (bf16 = 1) weights, row-major with row stride row_bytes,
+/// rows [row_begin, row_end) (any count): each row rounded to bf16 into the panel.
+void kimi_amx_matmul_f16(const void *w, size_t row_bytes, int bf16, int k, int row_begin, int row_end,
+                         const uint16_t *a, int t, int tpad, float *y, size_t ldy, uint16_t *panel);
+
 #endif
