@@ -4,10 +4,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x /opt/swift/usr/bin/swift ] && export PATH="/opt/swift/usr/bin:$PATH"
 scripts/setup.sh
+# Each phase says when it starts (seconds since the script began): CI must stay under 20 minutes.
+phase() { echo "== [$(printf '%4d' "$SECONDS") s] $*"; }
 
-echo "== build (debug, with tests)"
+phase "build (debug, with tests)"
 swift build --build-tests
-echo "== test"
+phase "test"
 # Debug build: arithmetic overflow and bounds traps stay on, so a hostile input that slips past a
 # reader's checks fails the test run instead of passing silently.
 set +e
@@ -19,9 +21,10 @@ tests=$(grep -aoE 'Test run with [0-9]+ tests' .build/test.log | tail -1 | grep 
 issues=$(grep -aoE 'with [0-9]+ issues? \(' .build/test.log | tail -1 | grep -oE '[0-9]+' || true)
 if [ "$status" -eq 0 ]; then echo "swift-test: $tests passed, 0 failed"; else echo "swift-test: $tests tests, ${issues:-some} failed"; fi
 if [ "$status" -eq 0 ]; then
-  echo "== release build (what the demo and benchmarks run)"
+  phase "release build (what the demo and benchmarks run)"
   swift build -c release
-  echo "== fuzz every reader for 5 s (scripts/fuzz.sh; libFuzzer + AddressSanitizer)"
+  phase "fuzz every reader for 5 s (scripts/fuzz.sh; libFuzzer + AddressSanitizer)"
   scripts/fuzz.sh "${KIMI_FUZZ_SECONDS:-5}" || status=$?
 fi
+phase "done (exit $status)"
 exit "$status"
