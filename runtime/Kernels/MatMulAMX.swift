@@ -5,8 +5,9 @@ import KAF
 import Glibc
 #endif
 
-/// The CPU has AMX with bf16 tiles (amx_tile, amx_bf16 and avx512_bf16 in /proc/cpuinfo) and the
-/// kernel granted this process the tile state; KIMI_NO_AMX=1 turns the AMX prefill off.
+/// The CPU has AMX with bf16 tiles (amx_tile, amx_bf16 and avx512_bf16 in /proc/cpuinfo), the
+/// kernel granted this process the tile state, and one tile step ran in a child process
+/// (kimi_amx_enable); KIMI_NO_AMX=1 turns the AMX tiles off.
 public let cpuHasAMX: Bool = {
     #if arch(x86_64) && os(Linux)
     if let v = getenv("KIMI_NO_AMX"), String(cString: v) == "1" { return false }

@@ -45,8 +45,7 @@ public final class ScratchArena {
 /// multiplies), and `linear` for one row (decode) and for a batch of rows (prefill, encoders).
 /// Quantized weights take the int8 kernels on activations quantized per 32 (the `_r8` tiles, with
 /// AVX-512 VNNI where the CPU has it), or for batches on CPUs with AMX the bf16 tiles; float
-/// weights take FMA matvec or sgemm. Not reentrant: one
-/// call at a time, like the pool.
+/// weights take FMA matvec or sgemm. Not reentrant: one call at a time, like the pool.
 public final class Compute {
     public let pool: ThreadPool
     /// Most rows a `linearBatch` call takes, and most columns of any weight.
@@ -60,8 +59,8 @@ public final class Compute {
 
     /// Rows widened to f32 per sgemm call (nil: `blasChunkRows`, sized for the LLM's batches).
     private let widenRows: Int?
-    /// Where the CPU has AMX and the component has `_r8` weights: the batch in bf16, and per
-    /// thread the panel of weights widened to bf16 (MatMulAMX.swift).
+    /// Where the CPU has AMX and some of the component's weights go to it (`matmulUsesAMX`): the
+    /// batch in bf16, and per thread the panel of weights widened to bf16 (MatMulAMX.swift).
     private let amxInput: UnsafeMutableRawPointer?
     private let amxPanels: [UnsafeMutablePointer<UInt16>]
     private let amxFloats: Bool
@@ -147,9 +146,7 @@ public final class Compute {
             a.zeroPadding()
             pool.parallelForRows(w) { r, tid in
                 matmulAMX(w, a, Y, ldy: ldy, rows: r, panel: panels[tid])
-                bias?.withUnsafeBufferPointer { b in
-                    for t in 0 ..< n { for i in r { Y[t * ldy + i] += b[i] } }
-                }
+                if let bias { Self.addBiasRows(bias, Y, tokens: n, ldy: ldy, rows: r) }
             }
             return
         }
@@ -166,10 +163,18 @@ public final class Compute {
             matmul(
                 w, X: X, ldx: w.cols, xq: shared, tokens: n, Y: Y, ldy: ldy, rows: r, scratch: scratch[tid],
                 chunkRows: chunk)
-            // Each thread adds the bias to its own output rows, while they are in cache.
-            bias?.withUnsafeBufferPointer { b in
-                for t in 0 ..< n { for i in r { Y[t * ldy + i] += b[i] } }
-            }
+            if let bias { Self.addBiasRows(bias, Y, tokens: n, ldy: ldy, rows: r) }
+        }
+    }
+
+    /// Y[t, i] += bias[i] for i in `rows`: each thread adds the bias to its own output rows, while
+    /// they are in cache.
+    private static func addBiasRows(
+        _ bias: [Float], _ Y: UnsafeMutablePointer<Float>, tokens n: Int, ldy: Int, rows r: Range<Int>
+    ) {
+        bias.withUnsafeBufferPointer { b in
+            let o = r.lowerBound
+            for t in 0 ..< n { add(Y + t * ldy + o, b.baseAddress! + o, Y + t * ldy + o, count: r.count) }
         }
     }
 
