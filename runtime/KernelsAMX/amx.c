@@ -165,7 +165,7 @@ static void multiply_panel(const uint16_t *a, int t, int tpad, const uint16_t *p
             STORE_TILE(1, t0, r0 + 16, rows - 16);
             STORE_TILE(2, t0 + 16, r0, rows);
             STORE_TILE(3, t0 + 16, r0 + 16, rows - 16);
-        } else {
+        } else {  // a last block of 16 tokens: the same loop on two tiles (tile numbers are immediates)
             _tile_zero(0);
             _tile_zero(1);
             for (int kk = 0; kk < k; kk += 32) {
