@@ -238,7 +238,6 @@ for dtype in dtypes {
                     let pool = pools[t]!
                     let s = timeit(reps: quick ? 1 : 2, minTime: 0.1) {
                         pool.parallelFor(n: T) { r in a.set(x, ldx: cols, tokens: r) }
-                        a.zeroPadding()
                         pool.parallelForRows(w) { r, i in matmulAMX(w, a, y, ldy: ldy, rows: r, panel: panels[i]) }
                     }
                     prefillRows.append(

@@ -48,6 +48,14 @@ final class KernelBuffers {
         }
         return WeightMatrix(base: base, dtype: dtype, rows: rows, cols: cols)!
     }
+    /// Bound on the f32 rounding of Σ_k W[r,k]·x[k] summed in any order: (cols/8 + 16)·ε·Σ|W[r,k]·x[k]|,
+    /// with row r dequantized into `tmp` (cols floats; left holding the row).
+    func sumBound(_ w: WeightMatrix, row r: Int, _ x: UnsafePointer<Float>, tmp: UnsafeMutablePointer<Float>) -> Float {
+        dequantizeRow_ref(w.dtype, matrix: w.base, cols: w.cols, row: r, into: tmp)
+        var mag: Float = 0
+        for k in 0 ..< w.cols { mag += abs(tmp[k] * x[k]) }
+        return Float(w.cols / 8 + 16) * Float.ulpOfOne * mag
+    }
     /// The same random matrix row-major (`plain`) and 8-row interleaved (`r8`, as kimi-convert writes it).
     func weightPair(_ plain: DType, rows: Int, cols: Int, _ rng: inout KernelRNG) -> (plain: WeightMatrix, r8: WeightMatrix) {
         let w = weight(plain, rows: rows, cols: cols, &rng)

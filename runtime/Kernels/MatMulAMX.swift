@@ -33,7 +33,8 @@ public func matmulUsesAMX(_ w: WeightMatrix, tokens T: Int, floats: Bool = false
 }
 
 /// Activations rounded to bf16 for the AMX tiles: `rows` tokens of `cols`, stored tile by tile
-/// (16 tokens × 32 columns per KiB, kimi_amx.h), zero rows up to `paddedRows` (a multiple of 16).
+/// (16 tokens × 32 columns per KiB, kimi_amx.h), in blocks of 16 tokens: the tokens from `rows` to
+/// `paddedRows` are left as they are (their output rows are not stored).
 public struct BF16Activations {
     public let values: UnsafeMutablePointer<UInt16>
     public let rows, paddedRows, cols: Int
@@ -52,16 +53,6 @@ public struct BF16Activations {
     public func set(_ X: UnsafePointer<Float>, ldx: Int, tokens range: Range<Int>) {
         kimi_amx_bf16_rows(
             X + range.lowerBound * ldx, ldx, Int32(range.lowerBound), Int32(range.count), Int32(cols), values)
-    }
-
-    /// Zeroes the padding tokens (once per batch; they share the last block's tiles).
-    public func zeroPadding() {
-        let steps = cols / 32
-        for i in rows ..< paddedRows {
-            for j in 0 ..< steps {
-                (values + ((i / 16) * steps + j) * 512 + (i % 16) * 32).initialize(repeating: 0, count: 32)
-            }
-        }
     }
 }
 

@@ -64,13 +64,14 @@ static void configure_tiles(void) {
     _tile_loadconfig(&c);
 }
 
+// A is stored tile by tile (16 tokens × 32 columns = 1 KiB each, token blocks outer), so a tile
+// load reads one contiguous KiB: token i's first 32 columns start here, the next 32 one KiB on.
+static inline uint16_t *token_start(uint16_t *a, int i, int k) { return a + (size_t)(i / 16) * (k / 32) * 512 + (i % 16) * 32; }
+
 void kimi_amx_bf16_rows(const float *x, size_t ldx, int t0, int t, int k, uint16_t *a) {
-    // A is stored tile by tile (16 tokens × 32 columns = 1 KiB each, token blocks outer), so a tile
-    // load reads one contiguous KiB.
-    const int steps = k / 32;
     for (int i = t0; i < t0 + t; i++) {
         const float *xr = x + (size_t)(i - t0) * ldx;
-        uint16_t *ar = a + (size_t)(i / 16) * steps * 512 + (i % 16) * 32;
+        uint16_t *ar = token_start(a, i, k);
         for (int j = 0; j < k; j += 32) {
             __m512bh v = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(xr + j + 16), _mm512_loadu_ps(xr + j));
             _mm512_storeu_si512(ar + (size_t)(j / 32) * 512, (__m512i)v);

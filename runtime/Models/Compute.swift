@@ -145,7 +145,6 @@ public final class Compute {
         if let amxInput, matmulUsesAMX(w, tokens: n, floats: amxFloats) {
             let a = BF16Activations(scratch: amxInput, rows: n, cols: w.cols), cols = w.cols, panels = amxPanels
             pool.parallelFor(n: n) { r, _ in a.set(X, ldx: cols, tokens: r) }
-            a.zeroPadding()
             // Rows in blocks of 64 taken by whichever thread is free: a vCPU slowed by its
             // neighbours takes fewer blocks instead of making the other wait (DiT at 10 ODE steps on
             // a noisy 2-vCPU VM: 8.4 s mean over 6 runs against 9.3 with one half per thread).

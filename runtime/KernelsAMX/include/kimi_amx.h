@@ -15,7 +15,8 @@ void kimi_amx_bf16_rows(const float *x, size_t ldx, int t0, int t, int k, uint16
 
 /// Y[t*ldy + r] = sum_k A[t*K + k] * W[r, k] for t < T and rows r of the row groups
 /// [group_begin, group_end) (8 rows each) of a q8/q4 `_r8` matrix at `w` (row-group stride
-/// group_bytes, group size g, k columns). A holds tpad tokens (a multiple of 16, zero past T).
+/// group_bytes, group size g, k columns). A holds tpad tokens (a multiple of 16); the ones past T may hold anything: their
+/// output rows are computed apart from the others and not stored.
 /// `panel`: 32 * k bf16 of scratch (64-byte aligned is fastest).
 void kimi_amx_matmul_r8(const void *w, size_t group_bytes, int q4, int g, int k, int group_begin,
                         int group_end, const uint16_t *a, int t, int tpad, float *y, size_t ldy,
