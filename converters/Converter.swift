@@ -80,6 +80,16 @@ public enum Converter {
         if whisperTranscribes(release) && wanted.contains("whisper") {
             comps.append(try TokenizerConverter.planHF(folder: release.path, pattern: TokenizerConverter.gpt2Pattern))
         }
+        // A glob that matches nothing is most likely a misspelt name ('whisper.encoder.*' for
+        // 'whisper.layers.*'): without this the file is silently not what was asked for.
+        for k in p.keeps where !comps.contains(where: { $0.items.contains { globMatch(k.glob, $0.name) } }) {
+            let names = comps.lazy.flatMap(\.items).map(\.name)
+            let example = names.first { $0.contains(".layers.") } ?? names.first ?? "?"
+            throw FormatError(
+                o.input,
+                "--keep '\(k.glob)=\(k.type.name)' matches no tensor of the components converted (\(comps.map(\.name).joined(separator: ", "))); names look like \(example) (--dry-run lists them)"
+            )
+        }
         return ConversionPlan(
             components: comps, policy: p, sourceKind: release.kind.rawValue, sourceFolder: basename(o.input))
     }

@@ -37,7 +37,9 @@ struct KimiConvertCommand: ParsableCommand {
     @Option(name: .long, help: "Weights per quantization group: 32, 64 or 128.") var groupSize = 32
     @Option(
         name: .customLong("keep"),
-        help: ArgumentHelp("Override the type of tensors matching a glob, e.g. 'whisper.*=q8'.", valueName: "GLOB=TYPE")
+        help: ArgumentHelp(
+            "Override the type of tensors matching a glob, e.g. 'whisper.*=q8' (a glob matching no tensor is an error).",
+            valueName: "GLOB=TYPE")
     )
     var keep: [String] = []
     @Option(name: .long, help: "Comma-separated subset of llm,mimo,whisper,vq,dit,vocoder.") var components: String?

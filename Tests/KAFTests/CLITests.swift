@@ -433,6 +433,10 @@ enum CLI {
                 "kimi-convert", ["--q4", "--keep", "llm.*=q3", CLI.fixtures + "/tiny-release", "x.kaf"],
                 "unknown type 'q3'"
             ),
+            (
+                "kimi-convert", ["--q4", "--keep", "whisper.encoder.*=f16", CLI.fixtures + "/tiny-release", "x.kaf"],
+                "--keep 'whisper.encoder.*=f16' matches no tensor"
+            ),
         ] {
             let r = try CLI.run(tool, args)
             #expect(r.status == 2, "\(tool) \(args): \(r.status) \(r.stderr)")
