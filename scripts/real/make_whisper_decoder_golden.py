@@ -18,7 +18,9 @@ scripts/reference/make_whisper_decoder_goldens.py; see its docstring.  Metadata 
 
     /opt/refvenv/bin/python scripts/real/make_whisper_decoder_golden.py [--model DIR] [--out DIR] [CLIP.wav ...]
 
-Without clips: $KIMI_REAL_DIR/clips/{fox,stella}.wav, the official Kimi-Audio repo's
+Without clips: $KIMI_REAL_DIR/clips/{fox,stella}.wav (espeak-ng's default voice saying "The quick brown
+fox jumps over the lazy dog." and "Please call Stella and ask her to bring these things with her from the
+store."; made when missing), the official Kimi-Audio repo's
 test_audios/{asr_example,qa_example}.wav (--kimi-src, default /tmp/ref-src/kimi) and
 $KIMI_REAL_DIR/clips/long75.wav, which is (re)built first: those four clips at 16 kHz, each followed by
 0.5 s of silence, repeated in that order until the audio is >= 75 s (76.3 s: 3 windows), 16-bit PCM.
@@ -31,6 +33,7 @@ committed: the weights, clips and goldens stay outside the repository.
 import argparse
 import math
 import os
+import subprocess
 import sys
 import warnings
 from pathlib import Path
@@ -80,6 +83,12 @@ def main() -> None:
     if not clips:
         base = [real / "clips/fox.wav", real / "clips/stella.wav", a.kimi_src / "test_audios/asr_example.wav",
                 a.kimi_src / "test_audios/qa_example.wav"]
+        # The two English clips: espeak-ng's default voice (22050 Hz), made here when missing.
+        for clip, text in [(base[0], "The quick brown fox jumps over the lazy dog."),
+                           (base[1], "Please call Stella and ask her to bring these things with her from the store.")]:
+            if not clip.exists():
+                clip.parent.mkdir(parents=True, exist_ok=True)
+                subprocess.run(["espeak-ng", "-w", str(clip), text], check=True)
         long = real / "clips/long75.wav"
         print(f"{long}: {make_long(base, long):.2f} s", file=sys.stderr)
         clips = base + [long]
