@@ -121,7 +121,9 @@ for clip in "$@"; do
     # whisper.cpp (wall = process time; its own encode time from its timings; 16 kHz WAV input)
     if [ -x "$CLI" ] && [ -f "$ggml-$gsuf.bin" ]; then
       wav="$OUT/$(basename "$clip" | sed 's/\.[^.]*$//')-16k.wav"
-      [ -f "$wav" ] || sox "$clip" -r 16000 -c 1 -b 16 "$wav" 2>/dev/null || cp "$clip" "$wav"
+      # Made anew each run: a cached copy named after the clip outlived a changed clip (whisper.cpp
+      # then transcribed the old audio).
+      sox "$clip" -r 16000 -c 1 -b 16 "$wav" 2>/dev/null || cp "$clip" "$wav"
       best=""; for _ in $(seq "$R"); do
         wait_quiet; timed "$tag" "$CLI" -m "$ggml-$gsuf.bin" -t "$THREADS" -bs 1 -bo 1 -nf -nt -mc 0 -l en -f "$wav"
         w=$(cut -d' ' -f1 "$tag.time"); if [ -z "$best" ] || awk -v a="$w" -v b="$best" 'BEGIN{exit !(a<b)}'; then best=$w; cp "$tag.out" "$tag.best"; cp "$tag.err" "$tag.besterr"; rss=$(( $(cut -d' ' -f2 "$tag.time") / 1024 )); fi
