@@ -59,7 +59,7 @@ let package = Package(
         .target(name: "CKernelHints", path: "Sources/CKernelHints"),
         .target(name: "KimiRuntime", dependencies: ["KAF", "COpenBLAS", "CSndfile", "CSoxr", "CKissFFT", "KimiKernelsVNNI", "KimiSIMD", "CKernelHints", "CKernelsAMX"],
                 path: "runtime", exclude: ["KernelsVNNI", "KernelsAMX", "Kernels/SIMD"], swiftSettings: fastSwift),
-        // AMX bf16 tiles for the prefill of `_r8` weights, in C: Swift cannot import the tile
+        // AMX bf16 tiles for batches (prefill, encoders, DiT) on `_r8` weights and the vocoder's f16, in C: Swift cannot import the tile
         // intrinsics. Built for AMX alone; called only where the CPU has it (cpuHasAMX).
         .target(name: "CKernelsAMX", path: "runtime/KernelsAMX",
                 cSettings: [.unsafeFlags(["-O2", "-mamx-tile", "-mamx-bf16", "-mavx512f", "-mavx512bw", "-mavx512vl",

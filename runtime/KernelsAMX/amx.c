@@ -1,4 +1,5 @@
-// Prefill on AMX: q8/q4 `_r8` weights (formats/KAF.md) are widened to bf16 a panel of 32 rows at a
+// Batches on AMX (prefill, the encoders, the DiT; f16/bf16 weights too, for the vocoder): q8/q4 `_r8`
+// weights (formats/KAF.md) are widened to bf16 a panel of 32 rows at a
 // time, the activations are rounded to bf16 once per call, and TDPBF16PS accumulates 16 tokens ×
 // 16 rows × 32 columns per instruction in f32 tiles. Integer tiles (TDPBSSD) would need a float
 // step per 32-column group (the weights' scales are per group), which would cost more than the

@@ -1,4 +1,4 @@
-// AMX (Advanced Matrix Extensions) bf16 tiles for the prefill of `_r8` weights; see amx.c.
+// AMX (Advanced Matrix Extensions) bf16 tiles for batches on `_r8` weights and on f16/bf16 weights; see amx.c.
 #ifndef KIMI_AMX_H
 #define KIMI_AMX_H
 #include <stddef.h>
