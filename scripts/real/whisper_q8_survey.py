@@ -16,7 +16,7 @@ Runs (each gives the ids of every window):
 - `--kaf FILE` (repeatable): `kimi-run FILE asr --json --no-speech-threshold 1`, our runtime;
 - transformers `WhisperForConditionalGeneration.generate` in float32 on --model (the reference), and the
   same with the encoder's and decoder's matrices rounded to symmetric 8-bit groups of 32 along the input
-  (a scale per group, f16 as ours store it; computed in float32: weight error only, no activation
+  (ggml's q8_0 rounding, as the converter's, via measure_snr.q8; computed in float32: weight error only, no activation
   rounding), first for the encoder alone (our q8 default keeps the decoder at f16), then for both;
 - CTranslate2 (`--ct2 DIR`, a converted model folder) at compute_type float32 and int8.
 
@@ -45,6 +45,9 @@ from pathlib import Path
 import librosa
 import numpy as np
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import measure_snr  # noqa: E402  (q8: the converter's rounding, in numpy)
 
 SENTENCES = [
     "The birch canoe slid on the smooth planks.",
@@ -104,10 +107,10 @@ def edits(a: list, b: list) -> int:
 
 
 def fake_q8(w: torch.Tensor, group: int = 32) -> torch.Tensor:
-    g = w.reshape(-1, group)
-    d = (g.abs().amax(1, keepdim=True) / 127).half().float()
-    d[d == 0] = 1
-    return (torch.round(g / d).clamp(-127, 127) * d).reshape(w.shape)
+    """w with every group of `group` along the input rounded as the converter rounds q8 (ggml's
+    quantize_row_q8_0_ref: measure_snr.q8)."""
+    g = w.detach().reshape(-1, group).numpy().astype(np.float32)
+    return torch.from_numpy(measure_snr.q8(g)).reshape(w.shape)
 
 
 def text_ids(ids):
